@@ -1,0 +1,176 @@
+"""The ``ipis`` command line tool.
+
+Faults are printed as their Norwegian message on standard error with exit status 1; a
+missing option of ``ipis encrypt`` gives the seed's message for that form field rather than
+an argparse usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+from .faults import IplosFault
+
+Handler = Callable[[argparse.Namespace], int]
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
+
+
+def register_commands(add: Callable[[argparse._SubParsersAction], None]) -> None:  # type: ignore[type-arg]
+    """Let other packages (the server) add subcommands without the core importing them."""
+    _EXTENSIONS.append(add)
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("dato på formen ÅÅÅÅ-MM-DD") from None
+
+
+def cmd_encrypt(args: argparse.Namespace) -> int:
+    from .encrypt_file import check_form, encrypt_file
+
+    contact = check_form(args.data, args.out, args.keys, args.email, args.name, args.mobile)
+    summary = asyncio.run(encrypt_file(args.data, args.out, args.keys, contact, args.today))
+    sender = summary.sender
+    assert sender is not None
+    print(f"Antall personer: {summary.persons}")
+    print(
+        f"Avsender: kommunenummer {sender.kommunenummer}, bydelsnummer {sender.bydelsnummer}, "
+        f"organisasjonsnummer {sender.organisasjonsnummer}"
+    )
+    print(f"Kryptert fil: {args.out} ({summary.output_bytes} byte)")
+    print(f"SHA-256: {summary.sha256}")
+    for line in summary.key_file_lines:
+        print(f"Nøkkelfil: {line}")
+    for warning in summary.warnings:
+        print(f"Advarsel: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from .keygen import generate_keys, write_keys
+
+    keys = generate_keys(args.valid_from, bits=args.bits)
+    for path in write_keys(keys, args.out_dir):
+        print(f"Skrev {path}")
+    from .keyfile import describe_key_file
+
+    for line in describe_key_file(keys.key_file):
+        print(line)
+    return 0
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    from .faults import KeyFileUnreadable
+    from .keyfile import describe_key_file, parse_key_file
+
+    try:
+        with open(args.file, "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        raise KeyFileUnreadable() from None
+    key_file = parse_key_file(raw)
+    for line in describe_key_file(key_file):
+        print(line)
+    today = args.today or dt.date.today()
+    try:
+        key_file.check_dates(today)
+    except IplosFault as fault:
+        print(f"Advarsel: {fault.message}")
+    warning = key_file.expiry_warning(today)
+    if warning:
+        print(f"Advarsel: {warning}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect import inspect_file
+
+    for label, value in inspect_file(args.file).lines():
+        print(f"{label}: {value}")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from .atomic import AtomicOutput
+    from .demo_data import write_document
+
+    with AtomicOutput(args.out) as handle:
+        write_document(handle, args.persons, args.kommune, args.seed, args.encoding)
+    print(f"Skrev {args.persons} personer til {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .demo_data import ENCODINGS
+
+    parser = argparse.ArgumentParser(prog="ipis", description="IPLOS innsendingssystem")
+    parser.add_argument("--version", action="version", version=f"ipis {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    encrypt = commands.add_parser("encrypt", help="krypter en IPLOS-datafil")
+    for option in ("--data", "--out", "--keys", "--email", "--name", "--mobile"):
+        encrypt.add_argument(option)
+    encrypt.add_argument("--today", type=_date, help=argparse.SUPPRESS)  # tests: fixed date
+    encrypt.set_defaults(handler=cmd_encrypt)
+
+    keys = commands.add_parser("keys", help="krypteringsnøkler").add_subparsers(
+        dest="keys_command", required=True
+    )
+    generate = keys.add_parser("generate", help="lag nøkkelpar og nøkkelfil")
+    generate.add_argument("--out-dir", required=True)
+    generate.add_argument("--valid-from", type=_date, required=True)
+    generate.add_argument("--bits", type=int, default=3072, choices=(2048, 3072, 4096))
+    generate.set_defaults(handler=cmd_keys_generate)
+    show = keys.add_parser("show", help="vis fingeravtrykk og datoer i en nøkkelfil")
+    show.add_argument("file")
+    show.add_argument("--today", type=_date, help=argparse.SUPPRESS)
+    show.set_defaults(handler=cmd_keys_show)
+
+    inspect = commands.add_parser("inspect", help="vis klartekstdelen av en kryptert fil")
+    inspect.add_argument("file")
+    inspect.set_defaults(handler=cmd_inspect)
+
+    demo = commands.add_parser("demo-data", help="lag en syntetisk IPLOS-fil")
+    demo.add_argument("--persons", type=int, required=True)
+    demo.add_argument("--out", required=True)
+    demo.add_argument("--kommune", default="0301")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--encoding", default="UTF-8", choices=ENCODINGS)
+    demo.set_defaults(handler=cmd_demo_data)
+
+    for add in _EXTENSIONS:
+        add(commands)
+    return parser
+
+
+def _load_extensions() -> None:
+    """The server package adds serve, worker and account when it is installed."""
+    try:
+        from server import cli as server_cli  # noqa: F401 - registers on import
+    except ImportError:
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_extensions()
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except IplosFault as fault:
+        print(fault.message, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Avbrutt.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Builds the encrypted IPLOS message (formats §3, docs/formater.md) as a stream.
+
+Feed it the IPLOS file's bytes as they are read; it gives back the encrypted message's bytes
+as they are made. Nothing waits for the end of the file except the TPF layer's GCM tag, so
+memory stays flat whatever the file's size. The same code runs natively and in the browser;
+only the crypto backend differs.
+
+Layers (threat model in docs/trusselmodell.md):
+- register layer: each person's data (all of ``Person`` but ``Fodselsnummer``), AES-256-GCM
+  under one content key per file, wrapped for the register's key;
+- TPF layer: everything else except Meldingstype, Avsender and Mottaker, AES-256-GCM under a
+  second content key per file, wrapped for the TPF's key.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+
+from .contact import Contact
+from .crypto import CryptoBackend, SealingStream
+from .faults import DataFileUnreadable
+from .keyfile import KeyFile, describe_key_file
+from .reader import Header, IplosReader, PersonRecord, Sender
+from .xmlenc import (
+    AES256_GCM,
+    CONTENT_KEY_BYTES,
+    NAMESPACE_DECLARATIONS,
+    PERSON_ENCRYPTED_DATA_END,
+    PERSON_ENCRYPTED_DATA_START,
+    TYPE_ELEMENT,
+    encrypted_key_xml,
+)
+
+FORMAT_VERSION = "1"
+ROOT = "IPLOSKryptert"
+TPF_LAYER_ROOT = "IPLOSInnhold"
+REGISTER_KEY_NAME = "registerlag"  # CarriedKeyName of the register layer's EncryptedKey
+RECORDS_PER_BATCH = 512
+MAX_LISTED_LINES = 20
+
+
+class Base64Stream:
+    """Base64 of a byte stream, in pieces, without line breaks."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def update(self, data: bytes) -> bytes:
+        data = self._rest + data
+        cut = len(data) - len(data) % 3
+        self._rest = data[cut:]
+        return binascii.b2a_base64(data[:cut], newline=False) if cut else b""
+
+    def finish(self) -> bytes:
+        rest, self._rest = self._rest, b""
+        return binascii.b2a_base64(rest, newline=False) if rest else b""
+
+
+@dataclass
+class EncryptionSummary:
+    """What the user is shown at the end (seed: the number of persons, and more)."""
+
+    persons: int = 0
+    sender: Sender | None = None
+    warnings: list[str] = field(default_factory=list)
+    output_bytes: int = 0
+    sha256: str = ""
+    file_id: str = ""
+    key_file_lines: list[str] = field(default_factory=list)
+
+
+def check_digit_warning(lines: list[int]) -> str | None:
+    """Wrong check digits: count and lines, never the numbers themselves."""
+    if not lines:
+        return None
+    shown = ", ".join(str(n) for n in lines[:MAX_LISTED_LINES])
+    more = " …" if len(lines) > MAX_LISTED_LINES else ""
+    noun = "fødselsnummer" if len(lines) == 1 else "fødselsnumre"
+    return (
+        f"{len(lines)} {noun} har feil kontrollsiffer (Person på linje {shown}{more}). Filen er "
+        "kryptert likevel; rett numrene i fagsystemet før neste uttrekk."
+    )
+
+
+class MessageEncryptor:
+    """Push-style encryptor: ``await feed(chunk)`` and ``await finish()`` return output bytes."""
+
+    def __init__(
+        self,
+        keys: KeyFile,
+        contact: Contact,
+        backend: CryptoBackend,
+        today: dt.date | None = None,
+    ) -> None:
+        self._keys = keys
+        self._contact = contact
+        self._backend = backend
+        self._reader = IplosReader()
+        self._tpf_key = secrets.token_bytes(CONTENT_KEY_BYTES)  # one fresh key per layer per file
+        self._register_key = secrets.token_bytes(CONTENT_KEY_BYTES)
+        self._tpf_stream: SealingStream | None = None
+        self._base64 = Base64Stream()
+        self._batch: list[PersonRecord] = []
+        self._numbered = 0  # persons already given a lopenummer
+        self._sha256 = hashlib.sha256()
+        self.summary = EncryptionSummary(
+            file_id=secrets.token_hex(16), key_file_lines=describe_key_file(keys)
+        )
+        warning = keys.expiry_warning(today or dt.date.today())
+        if warning:
+            self.summary.warnings.append(warning)
+
+    @property
+    def bytes_read(self) -> int:
+        return self._reader.bytes_read
+
+    @property
+    def persons(self) -> int:
+        return self._reader.persons
+
+    async def feed(self, chunk: bytes) -> bytes:
+        out: list[bytes] = []
+        for event in self._reader.feed(chunk):
+            await self._handle(event, out)
+        return self._emit(out)
+
+    async def finish(self) -> bytes:
+        out: list[bytes] = []
+        for event in self._reader.close():
+            await self._handle(event, out)
+        if self._tpf_stream is None:  # close() raises unless the header was read
+            raise DataFileUnreadable()
+        await self._flush_batch(out)
+        count = self._numbered
+        control = f'<Registerkontroll filId="{self.summary.file_id}" antallPersoner="{count}"/>'
+        [sealed_control] = await self._backend.seal_records(self._register_key, [control.encode()])
+        await self._tpf_write(
+            "</Personer><Registerkontroll>"
+            + _person_encrypted_data(sealed_control)
+            + f"</Registerkontroll></{TPF_LAYER_ROOT}>",
+            out,
+        )
+        tail = await self._tpf_stream.finish()
+        out.append(self._base64.update(tail) + self._base64.finish())
+        out.append(
+            f"</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\n</{ROOT}>\n".encode()
+        )
+        self.summary.persons = count
+        warning = check_digit_warning(self._reader.bad_check_digit_lines)
+        if warning:
+            self.summary.warnings.append(warning)
+        result = self._emit(out)
+        self.summary.sha256 = self._sha256.hexdigest()
+        return result
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _emit(self, out: list[bytes]) -> bytes:
+        data = b"".join(out)
+        self._sha256.update(data)
+        self.summary.output_bytes += len(data)
+        return data
+
+    async def _handle(self, event: Header | PersonRecord, out: list[bytes]) -> None:
+        if isinstance(event, Header):
+            await self._begin(event, out)
+            return
+        self._batch.append(event)
+        if len(self._batch) >= RECORDS_PER_BATCH:
+            await self._flush_batch(out)
+
+    async def _begin(self, header: Header, out: list[bytes]) -> None:
+        self.summary.sender = header.sender
+        tpf_wrapped = await self._backend.wrap_key(self._keys.tpf, self._tpf_key)
+        register_wrapped = await self._backend.wrap_key(self._keys.iplos, self._register_key)
+        self._tpf_stream = self._backend.open_stream(self._tpf_key)
+        clear = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<{ROOT} versjon="{FORMAT_VERSION}" {NAMESPACE_DECLARATIONS}>\n'
+            f"{header.meldingstype.to_xml()}\n{header.avsender.to_xml()}\n"
+            f"{header.mottaker.to_xml()}\n"
+            f'<xenc:EncryptedData Id="tpf-lag" Type="{TYPE_ELEMENT}">'
+            f'<xenc:EncryptionMethod Algorithm="{AES256_GCM}"/>'
+            "<ds:KeyInfo>"
+            + encrypted_key_xml(_b64(tpf_wrapped), self._keys.tpf.key_id, "tpf-nokkel", "TPF")
+            + "</ds:KeyInfo><xenc:CipherData><xenc:CipherValue>"
+        )
+        out.append(clear.encode() + self._base64.update(self._tpf_stream.iv))
+        register_key = encrypted_key_xml(
+            _b64(register_wrapped),
+            self._keys.iplos.key_id,
+            "registernokkel",
+            "IPLOS",
+            carried_name=REGISTER_KEY_NAME,
+        )
+        await self._tpf_write(
+            f'<{TPF_LAYER_ROOT} {NAMESPACE_DECLARATIONS} filId="{self.summary.file_id}">'
+            + self._contact.to_xml()
+            + header.uttak.to_xml()
+            + register_key
+            + "<Personer>",
+            out,
+        )
+
+    async def _flush_batch(self, out: list[bytes]) -> None:
+        if not self._batch:
+            return
+        first = self._numbered + 1
+        self._numbered += len(self._batch)
+        plaintexts = [
+            b'<Person lopenummer="%d">%s</Person>' % (first + i, record.data_xml)
+            for i, record in enumerate(self._batch)
+        ]
+        sealed = await self._backend.seal_records(self._register_key, plaintexts)
+        pieces = [
+            b'<Person lopenummer="%d">%s%s</Person>'
+            % (first + i, record.fodselsnummer_xml, _person_encrypted_data(cipher).encode())
+            for i, (record, cipher) in enumerate(zip(self._batch, sealed, strict=True))
+        ]
+        self._batch = []
+        await self._tpf_write_bytes(b"".join(pieces), out)
+
+    async def _tpf_write(self, text: str, out: list[bytes]) -> None:
+        await self._tpf_write_bytes(text.encode(), out)
+
+    async def _tpf_write_bytes(self, data: bytes, out: list[bytes]) -> None:
+        assert self._tpf_stream is not None
+        out.append(self._base64.update(await self._tpf_stream.update(data)))
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode()
+
+
+def _person_encrypted_data(cipher_value: bytes) -> str:
+    return PERSON_ENCRYPTED_DATA_START + _b64(cipher_value) + PERSON_ENCRYPTED_DATA_END
