@@ -152,10 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_extensions() -> None:
     """The server package adds serve, worker and account when it is installed."""
+    import importlib
+    import importlib.util
+
     try:
-        from server import cli as server_cli  # noqa: F401 - registers on import
-    except ImportError:
-        pass
+        found = importlib.util.find_spec("server.cli") is not None
+    except ModuleNotFoundError:
+        found = False
+    if found:
+        importlib.import_module("server.cli")  # registers its commands on import
 
 
 def main(argv: Sequence[str] | None = None) -> int:

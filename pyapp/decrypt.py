@@ -1,0 +1,349 @@
+"""Opening the two layers: the TPF's side and the register's side of the format (native only).
+
+- ``open_tpf_layer`` streams the TPF layer's plaintext into a sink (the TPF's temp file)
+  and verifies its GCM tag at the end. Until it returns, the plaintext is unauthenticated:
+  on ``DecryptionFailed`` the caller must discard what the sink received.
+- ``parse_tpf_layer`` reads that plaintext: contact person, Uttak, the register's wrapped
+  key, and per person the fødselsnummer with the register layer's ciphertext, untouched.
+- ``RegisterOpener`` is the register's side: it unwraps the register key and opens each
+  person record, checking the record binding (docs/formater.md, "Postbinding"): every record
+  decrypts under this file's key, carries the løpenummer its envelope says, appears once,
+  and the count equals the encrypted Registerkontroll's.
+"""
+
+from __future__ import annotations
+
+import binascii
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .contact import Contact
+from .crypto.native import OAEP_SHA256
+from .envelope import Element, Envelope, EnvelopeParser, WrappedKey, check_encrypted_key, read_envelope
+from .faults import DecryptionFailed, EncryptedFormatFault, RecordBindingBroken
+from .message import TPF_LAYER_ROOT
+from .xmlenc import AES256_GCM, DS_NS, GCM_IV_BYTES, GCM_TAG_BYTES, XENC11_NS, XENC_NS
+
+_NS = {"xenc": XENC_NS, "ds": DS_NS, "xenc11": XENC11_NS}
+
+
+def load_private_key(pem: bytes) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise DecryptionFailed("Den private nøkkelen er ikke en RSA-nøkkel.")
+    return key
+
+
+def unwrap_key(private_key: rsa.RSAPrivateKey, wrapped: WrappedKey, layer: str) -> bytes:
+    try:
+        content_key = private_key.decrypt(wrapped.wrapped, OAEP_SHA256)
+    except ValueError:
+        raise DecryptionFailed(
+            f"Nøkkelen til {layer} kunne ikke dekrypteres: feil privat nøkkel "
+            f"(filen er kryptert for {wrapped.key_name}), eller filen er endret."
+        ) from None
+    if len(content_key) != 32:
+        raise EncryptedFormatFault("innholdsnøkkelen er ikke 256 biter")
+    return content_key
+
+
+class _Base64Decoder:
+    def __init__(self) -> None:
+        self._rest = ""
+
+    def feed(self, text: str) -> bytes:
+        data = self._rest + "".join(text.split())
+        cut = len(data) - len(data) % 4
+        self._rest = data[cut:]
+        try:
+            return binascii.a2b_base64(data[:cut]) if cut else b""
+        except binascii.Error:
+            raise EncryptedFormatFault("CipherValue er ikke base64") from None
+
+    def finish(self) -> None:
+        if self._rest:
+            raise EncryptedFormatFault("CipherValue er avkortet")
+
+
+class _GcmOpener:
+    """IV ‖ ciphertext ‖ tag in, plaintext out; the last 16 bytes are held back as the tag."""
+
+    def __init__(self, content_key: bytes, sink: BinaryIO) -> None:
+        self._key = content_key
+        self._sink = sink
+        self._head = b""
+        self._held = b""
+        self._decryptor: object | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self._decryptor is None:
+            self._head += data
+            if len(self._head) < GCM_IV_BYTES:
+                return
+            iv, data = self._head[:GCM_IV_BYTES], self._head[GCM_IV_BYTES:]
+            self._decryptor = Cipher(algorithms.AES(self._key), modes.GCM(iv)).decryptor()
+        data = self._held + data
+        cut = max(0, len(data) - GCM_TAG_BYTES)
+        self._held = data[cut:]
+        if cut:
+            self._sink.write(self._decryptor.update(data[:cut]))  # type: ignore[attr-defined]
+
+    def finish(self, layer: str) -> None:
+        if self._decryptor is None or len(self._held) != GCM_TAG_BYTES:
+            raise EncryptedFormatFault(f"{layer} er for kort")
+        try:
+            self._sink.write(self._decryptor.finalize_with_tag(self._held))  # type: ignore[attr-defined]
+        except InvalidTag:
+            raise DecryptionFailed(
+                f"{layer} kunne ikke dekrypteres: filen er endret eller skadet."
+            ) from None
+
+
+def open_tpf_layer(
+    source: BinaryIO, tpf_private_key: rsa.RSAPrivateKey, sink: BinaryIO
+) -> Envelope:
+    """Decrypt the TPF layer into ``sink`` as a stream; return the clear envelope.
+
+    The content key is unwrapped as soon as the EncryptedKey has been read, which in our
+    format is before the ciphertext starts.
+    """
+    state: dict[str, object] = {}
+
+    def on_cipher_text(text: str) -> None:
+        opener = state.get("opener")
+        if opener is None:
+            assert parser.root is not None
+            envelope = read_envelope(parser.root)
+            key = unwrap_key(tpf_private_key, envelope.tpf_key, "TPF-laget")
+            opener = state["opener"] = _GcmOpener(key, sink)
+            state["decoder"] = _Base64Decoder()
+            state["envelope"] = envelope
+        assert isinstance(opener, _GcmOpener)
+        decoder = state["decoder"]
+        assert isinstance(decoder, _Base64Decoder)
+        opener.feed(decoder.feed(text))
+
+    parser = EnvelopeParser(on_cipher_text)
+    root = parser.parse(source)
+    envelope = read_envelope(root)  # the whole structure, now including what follows
+    opener, decoder = state.get("opener"), state.get("decoder")
+    if not isinstance(opener, _GcmOpener) or not isinstance(decoder, _Base64Decoder):
+        raise EncryptedFormatFault("TPF-laget er tomt")
+    decoder.finish()
+    opener.finish("TPF-laget")
+    return envelope
+
+
+@dataclass(frozen=True)
+class TpfPerson:
+    lopenummer: int
+    fodselsnummer: str
+    register_cipher_value: bytes  # IV ‖ ciphertext ‖ tag of the person's register layer
+
+
+@dataclass(frozen=True)
+class TpfLayer:
+    file_id: str
+    contact: Contact
+    uttak_xml: bytes
+    register_key: WrappedKey
+    register_control: bytes  # cipher value of the encrypted Registerkontroll
+    persons: int
+
+
+def _cipher_value_of(encrypted_data: ET.Element) -> bytes:
+    method = encrypted_data.find("xenc:EncryptionMethod", _NS)
+    if method is None or method.get("Algorithm") != AES256_GCM:
+        raise EncryptedFormatFault("registerlaget er ikke aes256-gcm")
+    text = encrypted_data.findtext("xenc:CipherData/xenc:CipherValue", None, _NS)
+    if text is None:
+        raise EncryptedFormatFault("registerlaget mangler CipherValue")
+    try:
+        return binascii.a2b_base64(text)
+    except binascii.Error:
+        raise EncryptedFormatFault("CipherValue er ikke base64") from None
+
+
+def _to_element(node: ET.Element) -> Element:
+    """ElementTree node -> the envelope's Element (names in expat's 'uri local' form)."""
+
+    def name(tag: str) -> str:
+        return tag[1:].replace("}", " ") if tag.startswith("{") else tag
+
+    element = Element(name(node.tag), dict(node.attrib), text_parts=[node.text or ""])
+    element.children = [_to_element(child) for child in node]
+    return element
+
+
+def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None]) -> TpfLayer:
+    """Read the TPF layer's plaintext as a stream, one person at a time."""
+    root: ET.Element | None = None
+    contact: Contact | None = None
+    uttak = b""
+    register_key: WrappedKey | None = None
+    control = b""
+    persons = 0
+    personer: ET.Element | None = None
+    for event, node in ET.iterparse(plaintext, events=("start", "end")):
+        if event == "start":
+            if root is None:
+                root = node
+                if node.tag != TPF_LAYER_ROOT:
+                    raise EncryptedFormatFault("TPF-laget har feil rotelement")
+            elif node.tag == "Personer":
+                personer = node
+            continue
+        tag = node.tag
+        if tag == "Kontaktperson":
+            contact = Contact(
+                email=node.findtext("Epost", ""),
+                name=node.findtext("Navn", ""),
+                mobile=node.findtext("Mobiltelefon", ""),
+            )
+        elif tag == "Uttak":
+            uttak = ET.tostring(node, encoding="utf-8", xml_declaration=False)
+        elif tag == f"{{{XENC_NS}}}EncryptedKey" and register_key is None:
+            register_key = check_encrypted_key(_to_element(node))
+        elif tag == "Person":
+            fnr = node.findtext("Fodselsnummer")
+            encrypted = node.find("xenc:EncryptedData", _NS)
+            if fnr is None or encrypted is None:
+                raise EncryptedFormatFault("Person mangler Fodselsnummer eller EncryptedData")
+            on_person(
+                TpfPerson(
+                    lopenummer=int(node.get("lopenummer", "0")),
+                    fodselsnummer=fnr.strip(),
+                    register_cipher_value=_cipher_value_of(encrypted),
+                )
+            )
+            persons += 1
+            if personer is not None:
+                personer.clear()  # keep memory flat on 100 000 persons
+        elif tag == "Registerkontroll":
+            encrypted = node.find("xenc:EncryptedData", _NS)
+            if encrypted is None:
+                raise EncryptedFormatFault("Registerkontroll mangler EncryptedData")
+            control = _cipher_value_of(encrypted)
+    if root is None or contact is None or register_key is None or not control:
+        raise EncryptedFormatFault("TPF-laget er ufullstendig")
+    return TpfLayer(
+        file_id=root.get("filId", ""),
+        contact=contact,
+        uttak_xml=uttak,
+        register_key=register_key,
+        register_control=control,
+        persons=persons,
+    )
+
+
+@dataclass(frozen=True)
+class RegisterRecord:
+    lopenummer: int
+    person_xml: bytes  # <Person lopenummer="n">…the person's data…</Person>
+
+
+class RegisterOpener:
+    """The register's side: open person records and check the record binding."""
+
+    def __init__(
+        self, register_private_key: rsa.RSAPrivateKey, register_key: WrappedKey, control: bytes
+    ) -> None:
+        self._aead = AESGCM(unwrap_key(register_private_key, register_key, "registerlaget"))
+        control_xml = self._open(control, "Registerkontrollen")
+        element = _parse_plaintext(control_xml)
+        if element.tag != "Registerkontroll":
+            raise EncryptedFormatFault("Registerkontroll har feil innhold")
+        self.file_id = element.get("filId", "")
+        self.expected = int(element.get("antallPersoner", "-1"))
+        self._seen: set[int] = set()
+
+    def _open(self, cipher_value: bytes, what: str) -> bytes:
+        if len(cipher_value) < GCM_IV_BYTES + GCM_TAG_BYTES:
+            raise RecordBindingBroken(f"{what} er for kort.")
+        iv, body = cipher_value[:GCM_IV_BYTES], cipher_value[GCM_IV_BYTES:]
+        try:
+            return self._aead.decrypt(iv, body, None)
+        except InvalidTag:
+            raise RecordBindingBroken(
+                f"{what} kan ikke dekrypteres med denne filens registernøkkel: den hører til en "
+                "annen fil, eller den er endret."
+            ) from None
+
+    def open(self, lopenummer: int, cipher_value: bytes) -> RegisterRecord:
+        """Decrypt one person record that its envelope says has ``lopenummer``."""
+        plaintext = self._open(cipher_value, f"Personposten med løpenummer {lopenummer}")
+        element = _parse_plaintext(plaintext)
+        inside = int(element.get("lopenummer", "0"))
+        if element.tag != "Person" or inside != lopenummer:
+            raise RecordBindingBroken(
+                f"Personposten med løpenummer {lopenummer} inneholder posten med løpenummer "
+                f"{inside}: postene er byttet om eller flyttet."
+            )
+        if inside in self._seen:
+            raise RecordBindingBroken(f"Personposten med løpenummer {inside} forekommer to ganger.")
+        if not 1 <= inside <= self.expected:
+            raise RecordBindingBroken(
+                f"Personposten med løpenummer {inside} finnes ikke i filen, som har "
+                f"{self.expected} personer."
+            )
+        self._seen.add(inside)
+        return RegisterRecord(inside, plaintext)
+
+    def finish(self) -> None:
+        """All records were opened: none missing."""
+        missing = [n for n in range(1, self.expected + 1) if n not in self._seen]
+        if missing:
+            shown = ", ".join(str(n) for n in missing[:20]) + (" …" if len(missing) > 20 else "")
+            raise RecordBindingBroken(
+                f"{len(missing)} personposter mangler (løpenummer {shown})."
+            )
+
+
+def _parse_plaintext(xml: bytes) -> ET.Element:
+    if b"<!DOCTYPE" in xml:
+        raise EncryptedFormatFault("DOCTYPE i dekryptert innhold")
+    try:
+        return ET.fromstring(xml)
+    except ET.ParseError:
+        raise EncryptedFormatFault("dekryptert innhold er ikke gyldig XML") from None
+
+
+@dataclass(frozen=True)
+class OpenedMessage:
+    """Both layers opened: only tests and the single-machine demo hold both private keys."""
+
+    envelope: Envelope
+    tpf: TpfLayer
+    fodselsnumre: list[str]
+    records: list[RegisterRecord]
+    tpf_plaintext: bytes
+
+
+def open_message(
+    source: BinaryIO, tpf_private_key: rsa.RSAPrivateKey, register_private_key: rsa.RSAPrivateKey
+) -> OpenedMessage:
+    import io
+
+    plaintext = io.BytesIO()
+    envelope = open_tpf_layer(source, tpf_private_key, plaintext)
+    people: list[TpfPerson] = []
+    plaintext.seek(0)
+    layer = parse_tpf_layer(plaintext, people.append)
+    opener = RegisterOpener(register_private_key, layer.register_key, layer.register_control)
+    records = [opener.open(p.lopenummer, p.register_cipher_value) for p in people]
+    opener.finish()
+    return OpenedMessage(
+        envelope=envelope,
+        tpf=layer,
+        fodselsnumre=[p.fodselsnummer for p in people],
+        records=records,
+        tpf_plaintext=plaintext.getvalue(),
+    )
