@@ -27,7 +27,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .contact import Contact
 from .crypto.native import OAEP_SHA256
-from .envelope import Element, Envelope, EnvelopeParser, WrappedKey, check_encrypted_key, read_envelope
+from .envelope import (
+    Element,
+    Envelope,
+    EnvelopeParser,
+    WrappedKey,
+    check_encrypted_key,
+    read_envelope,
+)
 from .faults import DecryptionFailed, EncryptedFormatFault, RecordBindingBroken
 from .message import TPF_LAYER_ROOT
 from .xmlenc import AES256_GCM, DS_NS, GCM_IV_BYTES, GCM_TAG_BYTES, XENC11_NS, XENC_NS
@@ -183,6 +190,15 @@ def _to_element(node: ET.Element) -> Element:
     return element
 
 
+def _refuse_prolog(plaintext: BinaryIO) -> None:
+    """The TPF layer starts with its root element: no XML declaration, no DOCTYPE, so no
+    entity can be declared (a DOCTYPE may only stand before the root element)."""
+    start = plaintext.read(len(TPF_LAYER_ROOT) + 2)
+    plaintext.seek(-len(start), 1)
+    if not start.startswith(f"<{TPF_LAYER_ROOT} ".encode()):
+        raise EncryptedFormatFault("TPF-laget starter ikke med rotelementet")
+
+
 def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None]) -> TpfLayer:
     """Read the TPF layer's plaintext as a stream, one person at a time."""
     root: ET.Element | None = None
@@ -192,7 +208,9 @@ def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None])
     control = b""
     persons = 0
     personer: ET.Element | None = None
-    for event, node in ET.iterparse(plaintext, events=("start", "end")):
+    _refuse_prolog(plaintext)
+    events = ET.iterparse(plaintext, events=("start", "end"))  # noqa: S314 - no prolog, see above
+    for event, node in events:
         if event == "start":
             if root is None:
                 root = node
@@ -311,7 +329,7 @@ def _parse_plaintext(xml: bytes) -> ET.Element:
     if b"<!DOCTYPE" in xml:
         raise EncryptedFormatFault("DOCTYPE i dekryptert innhold")
     try:
-        return ET.fromstring(xml)
+        return ET.fromstring(xml)  # noqa: S314 - DOCTYPE refused above, so no entities
     except ET.ParseError:
         raise EncryptedFormatFault("dekryptert innhold er ikke gyldig XML") from None
 

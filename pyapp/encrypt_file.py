@@ -55,7 +55,7 @@ async def encrypt_file(
         if os.path.samefile(out_path, data_path):
             raise OutputSameAsInput()
     try:
-        source = open(data_path, "rb")  # noqa: SIM115 - closed below
+        source = open(data_path, "rb")
     except OSError:
         raise DataFileUnreadable() from None
     encryptor = MessageEncryptor(key_file, contact, NativeBackend(), today)

@@ -14,7 +14,16 @@ from xml.parsers import expat
 
 from .faults import EncryptedFormatFault
 from .message import FORMAT_VERSION, ROOT
-from .xmlenc import AES256_GCM, DS_NS, MGF1_SHA256, RSA_OAEP, SHA256, TYPE_ELEMENT, XENC11_NS, XENC_NS
+from .xmlenc import (
+    AES256_GCM,
+    DS_NS,
+    MGF1_SHA256,
+    RSA_OAEP,
+    SHA256,
+    TYPE_ELEMENT,
+    XENC11_NS,
+    XENC_NS,
+)
 
 CHUNK_BYTES = 1 << 20
 _SEPARATOR = " "  # expat joins namespace URI and local name with this
@@ -62,7 +71,8 @@ class Element:
     def require(self, *names: str) -> Element:
         node = self.find(*names)
         if node is None:
-            raise EncryptedFormatFault(f"mangler {'/'.join(n.split(_SEPARATOR)[-1] for n in names)}")
+            local_names = "/".join(n.split(_SEPARATOR)[-1] for n in names)
+            raise EncryptedFormatFault(f"mangler {local_names}")
         return node
 
     def findtext(self, *names: str) -> str:

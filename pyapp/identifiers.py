@@ -41,11 +41,18 @@ def fnr_check_digits_ok(number: str) -> bool:
     """True when both check digits are right (by the pre-2032 or the 2032 rule for k1)."""
     if len(number) != 11 or not number.isascii() or not number.isdigit():
         return False
-    digits = [ord(c) - 48 for c in number]
-    k1_sum = sum(w * d for w, d in zip(_K1_WEIGHTS, digits[:10], strict=True))
+    # Written out: this runs once per person, 100 000 times for a large municipality.
+    d = number.encode("ascii")  # digit values are byte - 48; the offsets cancel mod 11 below
+    k1_sum = (
+        3 * d[0] + 7 * d[1] + 6 * d[2] + 1 * d[3] + 8 * d[4]
+        + 9 * d[5] + 4 * d[6] + 5 * d[7] + 2 * d[8] + 1 * d[9]
+    ) - 48 * sum(_K1_WEIGHTS)
     if k1_sum % 11 not in _K1_ACCEPTED_REMAINDERS:
         return False
-    k2_sum = sum(w * d for w, d in zip(_K2_WEIGHTS, digits, strict=True))
+    k2_sum = (
+        5 * d[0] + 4 * d[1] + 3 * d[2] + 2 * d[3] + 7 * d[4] + 6 * d[5]
+        + 5 * d[6] + 4 * d[7] + 3 * d[8] + 2 * d[9] + 1 * d[10]
+    ) - 48 * sum(_K2_WEIGHTS)
     return k2_sum % 11 == 0
 
 

@@ -11,7 +11,7 @@ from .faults import DataFileUnreadable
 def inspect_file(path: str) -> Envelope:
     """Sender, receiver, message type, TPF key id, algorithms and size of an encrypted file."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        handle = open(path, "rb")
     except OSError:
         raise DataFileUnreadable() from None
     with handle:

@@ -22,6 +22,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from xml.parsers import expat
 
 from . import faults
@@ -65,7 +66,16 @@ _DECLARATION_RE = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-
 _SNIFF_BYTES = 1024
 _INDENTATION_RE = re.compile(rb">\s+<")
 _COMMENT_OR_PI_RE = re.compile(rb"<!--.*?-->|<\?.*?\?>", re.DOTALL)
-_END_TAG_NAME_RE = re.compile(rb"</\s*([^\s>/]+)")
+_END_TAG_NAME_RE = re.compile(rb"(?:</)?\s*([^\s>/]+)")  # expat points just after "</"
+_TAG_NAME_RE = re.compile(rb"<([^\s>/]+)")
+_LEADING_MISC_RE = re.compile(rb"(?:\s+|<!--.*?-->|<\?.*?\?>)*", re.DOTALL)
+# The common shape of a person: <Person>, Fodselsnummer first with 11 digits, then data up to
+# the first </Person> holding no comment, CDATA, processing instruction, nested Person or
+# second Fodselsnummer (then that </Person> is the person's own end tag).
+_FAST_PERSON_START_RE = re.compile(
+    rb"(\s*+)<Person>\s*+(<Fodselsnummer>\s*+(\d{11})\s*+</Fodselsnummer>)"
+)
+_NOT_FAST_RE = re.compile(rb"<[!?]|<Person[\s/>]|</?Fodselsnummer[\s/>]")
 
 
 @dataclass
@@ -142,8 +152,9 @@ class Header:
         )
 
 
-@dataclass(frozen=True)
-class PersonRecord:
+class PersonRecord(NamedTuple):
+    """One person as read (a NamedTuple: made 100 000 times, it must be cheap to build)."""
+
     line: int  # where <Person> starts
     fodselsnummer_xml: bytes  # the Fodselsnummer element as it stood (UTF-8)
     fodselsnummer: str
@@ -195,8 +206,6 @@ class IplosReader:
         self._parser.buffer_size = 1 << 16
         self._parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         self._parser.StartDoctypeDeclHandler = self._refuse_doctype
-        self._parser.CommentHandler = self._note_comment
-        self._parser.ProcessingInstructionHandler = self._note_processing_instruction
         self._use_header_handlers()
         # UTF-8 bytes given to expat that a later event may still slice from.
         self._buffer = bytearray()
@@ -206,18 +215,13 @@ class IplosReader:
         self._events: list[Event] = []
         # header phase
         self._stack: list[Node] = []
+        self._root_line = 1
         self.header: Header | None = None
         self._personer_line = 0
-        # person phase
-        self._depth = 0
-        self._person_start = -1
-        self._person_line = 0
-        self._person_has_markup = False
-        self._fnr_start = -1
-        self._fnr_end = -1
-        self._fnr_line = 0
-        self._fnr_text: list[str] = []
-        self._finished = False
+        # person phase: expat validates with no handlers; persons are cut from the bytes
+        self._mode = "header"  # header -> persons -> after -> done
+        self._scan_pos = 0  # absolute index of the next unprocessed byte in the person phase
+        self._scan_line = 1  # line number at _scan_pos
         self.persons = 0
         self.bytes_read = 0
         self.bad_check_digit_lines: list[int] = []
@@ -274,11 +278,15 @@ class IplosReader:
         try:
             self._parser.Parse(data, final)
         except expat.ExpatError as error:
+            if self._mode != "header":  # faults earlier in the file come first
+                self._scan(self._parser.ErrorByteIndex, final=False)
             raise self._translate(error) from None
+        if self._mode != "header":
+            self._scan(self._fed, final)
         self._trim_buffer()
 
     def _trim_buffer(self) -> None:
-        keep_from = self._person_start if self._person_start >= 0 else self._last_event_index
+        keep_from = self._scan_pos if self._mode != "header" else self._last_event_index
         drop = keep_from - self._buffer_offset
         if drop > (1 << 20):  # trim in large steps: del is O(remaining)
             del self._buffer[:drop]
@@ -307,35 +315,25 @@ class IplosReader:
             match = _END_TAG_NAME_RE.match(bytes(self._buffer[at : at + 512]))
             end_tag = match.group(1).decode("utf-8", "replace") if match else "?"
             return faults.TagMismatch(start_tag, start_line, end_tag, error.lineno)
-        if error.code in _TRUNCATION_CODES and self._fed_everything():
+        if error.code in _TRUNCATION_CODES:
             tag, line = self._open_element(self._fed)
             return faults.truncated(tag, line)
         return _not_xml(error)
-
-    def _fed_everything(self) -> bool:
-        return self._decoder is None or True
 
     def _open_element(self, up_to: int) -> tuple[str, int]:
         """Innermost element open at ``up_to``: the header stack, or a re-scan of the person."""
         if self._stack:
             node = self._stack[-1]
             return node.name, node.line
-        if self._person_start >= 0:
-            return _innermost_open(self._slice(self._person_start, up_to), self._person_line)
-        if self._depth >= 2:
-            return "Personer", self._personer_line
-        return ROOT, 1
+        if self._mode == "persons":
+            found = _innermost_open(self._slice(self._scan_pos, up_to), self._scan_line)
+            return found or ("Personer", self._personer_line)
+        return ROOT, self._root_line
 
     # --- handlers shared by all phases ----------------------------------------------------
 
     def _refuse_doctype(self, *_: object) -> None:
         raise faults.doctype_refused(self._parser.CurrentLineNumber)
-
-    def _note_comment(self, _data: str) -> None:
-        self._person_has_markup = True
-
-    def _note_processing_instruction(self, _target: str, _data: str) -> None:
-        self._person_has_markup = True
 
     # --- header phase -----------------------------------------------------------------------
 
@@ -353,6 +351,7 @@ class IplosReader:
             if _attribute(attributes, "versjon") != SUPPORTED_VERSION:
                 raise faults.UnsupportedVersion()
             self._stack.append(Node(name, line))
+            self._root_line = line
             return
         parent = self._stack[-1]
         allowed = _HEADER_CHILDREN.get(parent.name)
@@ -412,94 +411,110 @@ class IplosReader:
         self._events.append(self.header)
         self._personer_line = line
         self._stack = []
-        self._depth = 2
-        self._parser.StartElementHandler = self._start_persons
-        self._parser.EndElementHandler = self._end_persons
+        self._mode = "persons"
+        tag_start = self._parser.CurrentByteIndex
+        self._scan_pos = self._tag_end(tag_start)
+        self._scan_line = line + self._slice(tag_start, self._scan_pos).count(b"\n")
+        # From here expat only checks well-formedness, in C, with no Python call per element.
+        self._parser.StartElementHandler = None
+        self._parser.EndElementHandler = None
         self._parser.CharacterDataHandler = None
 
-    # --- person phase: depth counting and byte slicing --------------------------------------
+    # --- person phase: cutting persons out of validated bytes ------------------------------
+    #
+    # Everything up to ``limit`` has been parsed by expat without error, so it is well-formed
+    # XML: '<' only ever starts markup, and the regular expressions below can find element
+    # boundaries. The fast path takes the common shape of a person in one C-level match; any
+    # other shape (attributes, comments, CDATA, Fodselsnummer not first, faults) is parsed by
+    # a fresh expat parser with full handlers, which gives exact faults and line numbers.
 
-    def _start_persons(self, name: str, attributes: list[str]) -> None:
-        depth = self._depth
-        self._depth = depth + 1
-        if depth == 3:
-            if name == "Fodselsnummer":
-                self._begin_fnr()
-            return
-        if depth > 3:
-            if self._fnr_end < 0 <= self._fnr_start:  # an element inside Fodselsnummer
-                raise faults.unknown_element(name, self._parser.CurrentLineNumber)
-            return
-        line = self._parser.CurrentLineNumber
-        if depth == 1:  # after </Personer>
-            raise _misplaced_or_unknown(name, line)
-        if name != "Person":
-            raise faults.unknown_element(name, line)
-        if attributes:
-            raise faults.unexpected_attribute(name, line)
-        self._person_start = self._parser.CurrentByteIndex
-        self._person_line = line
-        self._person_has_markup = False
-        self._fnr_start = self._fnr_end = -1
+    def _scan(self, limit: int, final: bool) -> None:
+        buffer, offset = self._buffer, self._buffer_offset
+        pos, end, line = self._scan_pos - offset, limit - offset, self._scan_line
+        fast_start = _FAST_PERSON_START_RE.match
+        forbidden = _NOT_FAST_RE.search
+        find = buffer.find
+        records = self._events
+        bad_lines = self.bad_check_digit_lines
+        count = buffer.count
+        strip_indentation = _INDENTATION_RE.sub
+        try:
+            while self._mode == "persons":
+                match = fast_start(buffer, pos, end)
+                close = find(b"</Person>", match.end(), end) if match is not None else -1
+                if close >= 0 and forbidden(buffer, match.end(), close) is None:  # type: ignore[union-attr]
+                    assert match is not None
+                    person_line = line + count(b"\n", pos, match.end(1))
+                    number = match.group(3).decode("ascii")
+                    ok = fnr_check_digits_ok(number)
+                    if not ok:
+                        bad_lines.append(person_line)
+                    data = strip_indentation(b"><", buffer[match.end() : close]).strip()
+                    records.append(PersonRecord(person_line, match.group(2), number, data, ok))
+                    self.persons += 1
+                    pos = close + 9  # len(b"</Person>")
+                    line = person_line + count(b"\n", match.end(1), pos)
+                    continue
+                step = self._scan_other(pos, end, line, final)
+                if step is None:
+                    break
+                pos, line = step
+            while self._mode == "after":
+                step = self._scan_after_persons(pos, end, line)
+                if step is None:
+                    break
+                pos, line = step
+        finally:
+            self._scan_pos, self._scan_line = pos + offset, line
 
-    def _begin_fnr(self) -> None:
-        line = self._parser.CurrentLineNumber
-        if self._fnr_start >= 0:
-            raise faults.misplaced_element("Fodselsnummer", line)
-        self._fnr_start = self._parser.CurrentByteIndex
-        self._fnr_line = line
-        self._fnr_text = []
-        self._parser.CharacterDataHandler = self._fnr_text.append
+    def _scan_other(self, pos: int, end: int, line: int, final: bool) -> tuple[int, int] | None:
+        """Anything but a fast-path person: the end of Personer, a fault, or the slow path."""
+        buffer = self._buffer
+        lead = _LEADING_MISC_RE.match(buffer, pos, end)
+        after_misc = lead.end() if lead else pos
+        if after_misc >= end:
+            return None
+        next_line = line + buffer.count(b"\n", pos, after_misc)
+        if buffer[after_misc] != 0x3C:  # text between persons
+            raise faults.unexpected_text("Personer", next_line)
+        if buffer.startswith(b"</", after_misc):  # well-formed: this is </Personer>
+            close = buffer.find(b">", after_misc, end)
+            if close < 0:
+                return None
+            self._mode = "after"
+            return close + 1, next_line + buffer.count(b"\n", after_misc, close)
+        return self._slow_person(pos, end, line)
 
-    def _end_persons(self, _name: str) -> None:
-        depth = self._depth - 1
-        self._depth = depth
-        if depth == 3 and self._fnr_start >= 0 and self._fnr_end < 0:
-            self._end_fnr()
-        elif depth == 2:
-            self._end_person()
-        elif depth == 1:
-            self._last_event_index = self._parser.CurrentByteIndex
-            self._parser.StartElementHandler = self._start_persons  # only errors from here
-            self._parser.CharacterDataHandler = self._text_after_persons
-        elif depth == 0:
-            self._finished = True
+    def _scan_after_persons(self, pos: int, end: int, line: int) -> tuple[int, int] | None:
+        """Between </Personer> and </IPLOS> only whitespace and comments may stand."""
+        buffer = self._buffer
+        lead = _LEADING_MISC_RE.match(buffer, pos, end)
+        after_misc = lead.end() if lead else pos
+        if after_misc >= end:
+            return None
+        next_line = line + buffer.count(b"\n", pos, after_misc)
+        if buffer[after_misc] != 0x3C:
+            raise faults.unexpected_text(ROOT, next_line)
+        if buffer.startswith(b"</", after_misc):  # </IPLOS>: expat checks the rest
+            self._mode = "done"
+            return after_misc, next_line
+        name = _TAG_NAME_RE.match(buffer, after_misc, end)
+        if name is None or name.end() >= end:
+            return None
+        raise _misplaced_or_unknown(name.group(1).decode("utf-8", "replace"), next_line)
 
-    def _end_fnr(self) -> None:
-        self._parser.CharacterDataHandler = None
-        self._fnr_end = self._tag_end(self._parser.CurrentByteIndex)
-        number = "".join(self._fnr_text).strip()
-        if len(number) != 11 or not number.isascii() or not number.isdigit():
-            raise faults.invalid_value("Fodselsnummer", self._fnr_line, "må ha 11 siffer")
-
-    def _end_person(self) -> None:
-        end = self._parser.CurrentByteIndex
-        self._last_event_index = end
-        if self._fnr_start < 0:
-            raise faults.MissingElement("IPLOS\\Personer\\Person\\Fodselsnummer")
-        start = self._person_start
-        after_start_tag = self._tag_end(start)
-        data = self._slice(after_start_tag, self._fnr_start) + self._slice(self._fnr_end, end)
-        if self._person_has_markup:
-            data = _COMMENT_OR_PI_RE.sub(b"", data)
-        number = "".join(self._fnr_text).strip()
-        record = PersonRecord(
-            line=self._person_line,
-            fodselsnummer_xml=self._slice(self._fnr_start, self._fnr_end),
-            fodselsnummer=number,
-            data_xml=_INDENTATION_RE.sub(b"><", data).strip(),
-            check_digits_ok=fnr_check_digits_ok(number),
-        )
+    def _slow_person(self, pos: int, end: int, line: int) -> tuple[int, int] | None:
+        """Parse the next person with full handlers; None when its end is not here yet."""
+        segment = bytes(self._buffer[pos:end])
+        found = _parse_person_segment(segment, line)
+        if found is None:
+            return None
+        record, consumed = found
         if not record.check_digits_ok:
             self.bad_check_digit_lines.append(record.line)
-        self.persons += 1
         self._events.append(record)
-        self._person_start = -1
-        self._fnr_text = []
-
-    def _text_after_persons(self, text: str) -> None:
-        if text.strip():
-            raise faults.unexpected_text(ROOT, self._parser.CurrentLineNumber)
+        self.persons += 1
+        return pos + consumed, line + segment.count(b"\n", 0, consumed)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -592,8 +607,13 @@ def _check_value(node: Node, path: str) -> None:
         raise faults.invalid_value("PeriodeFra", node.line, "er etter PeriodeTil")
 
 
-def _innermost_open(xml: bytes, first_line: int) -> tuple[str, int]:
-    """Re-scan a person's bytes with a full element stack (only on the fault path)."""
+def _tag_name(segment: bytes, position: int) -> str:
+    match = _TAG_NAME_RE.match(segment, position)
+    return match.group(1).decode("utf-8", "replace") if match else "?"
+
+
+def _innermost_open(xml: bytes, first_line: int) -> tuple[str, int] | None:
+    """Re-scan a segment's bytes with a full element stack (only on the fault path)."""
     stack: list[tuple[str, int]] = []
     parser = expat.ParserCreate(encoding="UTF-8")
 
@@ -609,4 +629,113 @@ def _innermost_open(xml: bytes, first_line: int) -> tuple[str, int]:
         parser.Parse(xml, False)
     except expat.ExpatError:
         pass
-    return stack[-1] if stack else ("Person", first_line)
+    return stack[-1] if stack else None
+
+
+class _SegmentDone(Exception):
+    pass
+
+
+class _PersonSegment:
+    """One person parsed with full handlers: the reader's exact (and slow) path."""
+
+    def __init__(self, segment: bytes, first_line: int) -> None:
+        self.segment = segment
+        self.first_line = first_line
+        self.parser = expat.ParserCreate(encoding="UTF-8")
+        self.parser.ordered_attributes = True
+        self.parser.StartElementHandler = self._start
+        self.parser.EndElementHandler = self._end
+        self.parser.CharacterDataHandler = self._text
+        self.parser.CommentHandler = self._markup
+        self.parser.ProcessingInstructionHandler = self._markup
+        self.depth = 0
+        self.person_line = 0
+        self.person_start = -1
+        self.person_end = -1
+        self.fnr_start = self.fnr_end_tag = -1
+        self.fnr_line = 0
+        self.fnr_text: list[str] | None = None
+        self.has_markup = False
+
+    def _line(self) -> int:
+        return self.first_line + self.parser.CurrentLineNumber - 1
+
+    def _fnr_open(self) -> bool:
+        return self.fnr_start >= 0 and self.fnr_end_tag < 0
+
+    def _start(self, name: str, attributes: list[str]) -> None:
+        if self.depth == 0:
+            if name != "Person":
+                raise faults.unknown_element(name, self._line())
+            if attributes:
+                raise faults.unexpected_attribute(name, self._line())
+            self.person_line = self._line()
+            self.person_start = self.parser.CurrentByteIndex
+        elif self._fnr_open():
+            raise faults.unknown_element(name, self._line())
+        elif name == "Person":
+            raise faults.misplaced_element(name, self._line())
+        elif self.depth == 1 and name == "Fodselsnummer":
+            if self.fnr_start >= 0:
+                raise faults.misplaced_element(name, self._line())
+            self.fnr_start = self.parser.CurrentByteIndex
+            self.fnr_line = self._line()
+            self.fnr_text = []
+        self.depth += 1
+
+    def _end(self, name: str) -> None:
+        self.depth -= 1
+        if self.depth == 1 and name == "Fodselsnummer" and self._fnr_open():
+            self.fnr_end_tag = self.parser.CurrentByteIndex
+            number = "".join(self.fnr_text or []).strip()
+            self.fnr_text = None
+            if len(number) != 11 or not number.isascii() or not number.isdigit():
+                raise faults.invalid_value("Fodselsnummer", self.fnr_line, "må ha 11 siffer")
+            self.number = number
+        elif self.depth == 0:
+            self.person_end = self.parser.CurrentByteIndex
+            raise _SegmentDone()
+
+    def _text(self, text: str) -> None:
+        if self.fnr_text is not None:
+            self.fnr_text.append(text)
+        elif self.depth == 0 and text.strip():
+            raise faults.unexpected_text("Personer", self._line())
+
+    def _markup(self, *_: str) -> None:
+        self.has_markup = True
+
+    def parse(self) -> tuple[PersonRecord, int] | None:
+        try:
+            self.parser.Parse(self.segment, False)
+        except _SegmentDone:
+            return self._record()
+        except expat.ExpatError as error:  # cannot happen on validated bytes; be safe
+            raise faults.not_xml(self.first_line + error.lineno - 1, error.offset + 1) from None
+        return None
+
+    def _record(self) -> tuple[PersonRecord, int]:
+        segment = self.segment
+        if self.fnr_start < 0:
+            raise faults.MissingElement("IPLOS\\Personer\\Person\\Fodselsnummer")
+        start_tag_end = segment.index(b">", self.person_start) + 1
+        if self.fnr_end_tag == self.fnr_start:  # <Fodselsnummer/> was refused above
+            fnr_close = segment.index(b">", self.fnr_start) + 1
+        else:
+            fnr_close = segment.index(b">", self.fnr_end_tag) + 1
+        data = segment[start_tag_end : self.fnr_start] + segment[fnr_close : self.person_end]
+        if self.has_markup:
+            data = _COMMENT_OR_PI_RE.sub(b"", data)
+        record = PersonRecord(
+            line=self.person_line,
+            fodselsnummer_xml=segment[self.fnr_start : fnr_close],
+            fodselsnummer=self.number,
+            data_xml=_INDENTATION_RE.sub(b"><", data).strip(),
+            check_digits_ok=fnr_check_digits_ok(self.number),
+        )
+        return record, segment.index(b">", self.person_end) + 1
+
+
+def _parse_person_segment(segment: bytes, first_line: int) -> tuple[PersonRecord, int] | None:
+    return _PersonSegment(segment, first_line).parse()
