@@ -1,0 +1,36 @@
+# The two commands a newcomer needs (README): `make run` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup setup-system page run test test-fast lint bench clean
+
+setup:
+	scripts/setup.sh
+
+setup-system:
+	scripts/setup.sh system
+
+# IPLOS Krypt: one self-contained HTML file (issue: the offline encryption page).
+page: setup
+	$(BIN)/python web/build.py
+
+# Everything up, then the send module on http://127.0.0.1:8000 with demo keys and account.
+run: page
+	$(BIN)/ipis serve
+
+lint: setup
+	$(BIN)/ruff check pyapp server tests bench web
+	$(BIN)/mypy
+
+# Everything up (chromium and postgresql from Debian where missing), then every test.
+test: setup-system page lint
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+test-fast: setup
+	$(BIN)/pytest -m "not browser and not postgres" -x
+
+bench: page
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf dist bench/out .pytest_cache .mypy_cache .ruff_cache

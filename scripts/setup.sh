@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what IPIS needs on a fresh machine. Idempotent: each step is skipped when done.
+#   scripts/setup.sh          Python venv with pinned packages, and npm ci
+#   scripts/setup.sh system   also Debian's chromium and postgresql (tests), as root
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_system=${1:-}
+
+if [ "$want_system" = "system" ]; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "Mangler ${missing[*]}: kjør som root, eller installer med apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
+    echo "Installerer ${missing[*]} fra Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -c requirements.lock -e '.[test]'
+  touch "$stamp"
+fi
+
+if [ ! -f node_modules/.installed ] || [ package-lock.json -nt node_modules/.installed ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  touch node_modules/.installed
+fi
