@@ -150,8 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_extensions() -> None:
-    """The server package adds serve, worker and account when it is installed."""
+CORE_COMMANDS = frozenset({"encrypt", "keys", "inspect", "demo-data"})
+
+
+def _load_extensions(argv: Sequence[str]) -> None:
+    """The server package adds serve, worker and account when it is installed.
+
+    Core commands never import it: they must run where Flask and the database are absent
+    (and start fast).
+    """
+    if argv and argv[0] in CORE_COMMANDS:
+        return
     import importlib
     import importlib.util
 
@@ -164,8 +173,9 @@ def _load_extensions() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _load_extensions()
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    _load_extensions(arguments)
+    args = build_parser().parse_args(arguments)
     handler: Handler = args.handler
     try:
         return handler(args)

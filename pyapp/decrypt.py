@@ -72,7 +72,7 @@ class _Base64Decoder:
         self._rest = data[cut:]
         try:
             return binascii.a2b_base64(data[:cut]) if cut else b""
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a non-ASCII character
             raise EncryptedFormatFault("CipherValue er ikke base64") from None
 
     def finish(self) -> None:
@@ -175,7 +175,7 @@ def _cipher_value_of(encrypted_data: ET.Element) -> bytes:
         raise EncryptedFormatFault("registerlaget mangler CipherValue")
     try:
         return binascii.a2b_base64(text)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII character
         raise EncryptedFormatFault("CipherValue er ikke base64") from None
 
 

@@ -104,7 +104,7 @@ def check_encrypted_key(element: Element) -> WrappedKey:
         raise EncryptedFormatFault("MGF er ikke mgf1sha256")
     try:
         wrapped = binascii.a2b_base64(element.require(CIPHER_DATA, CIPHER_VALUE).text)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII character
         raise EncryptedFormatFault("CipherValue er ikke base64") from None
     return WrappedKey(
         key_name=element.findtext(KEY_INFO, KEY_NAME),

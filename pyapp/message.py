@@ -24,7 +24,7 @@ from .contact import Contact
 from .crypto import CryptoBackend, SealingStream
 from .faults import DataFileUnreadable
 from .keyfile import KeyFile, describe_key_file
-from .reader import Header, IplosReader, PersonRecord, Sender
+from .reader import Header, IplosReader, PersonRecord, Sender, escape_attribute
 from .xmlenc import (
     AES256_GCM,
     CONTENT_KEY_BYTES,
@@ -106,6 +106,7 @@ class MessageEncryptor:
         self._base64 = Base64Stream()
         self._batch: list[PersonRecord] = []
         self._numbered = 0  # persons already given a lopenummer
+        self._record_namespaces = b""
         self._sha256 = hashlib.sha256()
         self.summary = EncryptionSummary(
             file_id=secrets.token_hex(16), key_file_lines=describe_key_file(keys)
@@ -175,6 +176,9 @@ class MessageEncryptor:
 
     async def _begin(self, header: Header, out: list[bytes]) -> None:
         self.summary.sender = header.sender
+        self._record_namespaces = "".join(
+            f' {name}="{escape_attribute(value)}"' for name, value in header.namespace_declarations
+        ).encode()
         tpf_wrapped = await self._backend.wrap_key(self._keys.tpf, self._tpf_key)
         register_wrapped = await self._backend.wrap_key(self._keys.iplos, self._register_key)
         self._tpf_stream = self._backend.open_stream(self._tpf_key)
@@ -211,8 +215,9 @@ class MessageEncryptor:
             return
         first = self._numbered + 1
         self._numbered += len(self._batch)
+        namespaces = self._record_namespaces
         plaintexts = [
-            b'<Person lopenummer="%d">%s</Person>' % (first + i, record.data_xml)
+            b'<Person lopenummer="%d"%s>%s</Person>' % (first + i, namespaces, record.data_xml)
             for i, record in enumerate(self._batch)
         ]
         sealed = await self._backend.seal_records(self._register_key, plaintexts)

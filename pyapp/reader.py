@@ -64,8 +64,20 @@ _ENCODINGS = {  # codec name -> how the user knows it; formats §1 lists these
 }
 _DECLARATION_RE = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _SNIFF_BYTES = 1024
-_INDENTATION_RE = re.compile(rb">\s+<")
-_COMMENT_OR_PI_RE = re.compile(rb"<!--.*?-->|<\?.*?\?>", re.DOTALL)
+# Indentation: whitespace holding a line break between '>' and '<'. A single space, as in
+# <Navn> </Navn>, is data and stays.
+_INDENTATION_RE = re.compile(rb">[ \t\r]*\n\s*<")
+
+
+def _strip_edges(data: bytes) -> bytes:
+    """Indentation at the start and end of a person's data (between its tags and ours)."""
+    head = len(data) - len(data.lstrip())
+    if head and b"\n" in data[:head]:
+        data = data[head:]
+    tail = len(data) - len(data.rstrip())
+    if tail and b"\n" in data[-tail:] and data[: len(data) - tail].endswith(b">"):
+        data = data[: len(data) - tail]
+    return data
 _END_TAG_NAME_RE = re.compile(rb"(?:</)?\s*([^\s>/]+)")  # expat points just after "</"
 _TAG_NAME_RE = re.compile(rb"<([^\s>/]+)")
 _LEADING_MISC_RE = re.compile(rb"(?:\s+|<!--.*?-->|<\?.*?\?>)*", re.DOTALL)
@@ -141,6 +153,9 @@ class Header:
     avsender: Node
     mottaker: Node
     uttak: Node
+    # xmlns declarations on <IPLOS>, so a prefix used in person data stays declared in the
+    # register's record, which is parsed on its own.
+    namespace_declarations: tuple[tuple[str, str], ...] = ()
 
     @property
     def sender(self) -> Sender:
@@ -216,6 +231,7 @@ class IplosReader:
         # header phase
         self._stack: list[Node] = []
         self._root_line = 1
+        self._namespaces: tuple[tuple[str, str], ...] = ()
         self.header: Header | None = None
         self._personer_line = 0
         # person phase: expat validates with no handlers; persons are cut from the bytes
@@ -307,6 +323,8 @@ class IplosReader:
     # --- faults from expat ------------------------------------------------------------------
 
     def _translate(self, error: expat.ExpatError) -> faults.IplosFault:
+        if error.code == _INVALID_TOKEN and self._bad_character_at(self._parser.ErrorByteIndex):
+            return faults.bad_characters(error.lineno)
         if self.header is None and not self._stack:
             return faults.RootNotIplos() if error.code == _NO_ELEMENTS else _not_xml(error)
         if error.code == _TAG_MISMATCH:
@@ -319,6 +337,20 @@ class IplosReader:
             tag, line = self._open_element(self._fed)
             return faults.truncated(tag, line)
         return _not_xml(error)
+
+    def _bad_character_at(self, index: int) -> bool:
+        """Is the byte expat stopped at not a character (bad UTF-8, a control character)?"""
+        start = index - self._buffer_offset
+        window = bytes(self._buffer[start : start + 4])
+        if not window:
+            return False
+        if window[0] < 0x20 and window[0] not in b"\t\n\r":
+            return True
+        try:
+            window.decode("utf-8")
+        except UnicodeDecodeError as problem:
+            return problem.start == 0 and problem.reason != "unexpected end of data"
+        return False
 
     def _open_element(self, up_to: int) -> tuple[str, int]:
         """Innermost element open at ``up_to``: the header stack, or a re-scan of the person."""
@@ -350,6 +382,8 @@ class IplosReader:
                 raise faults.RootNotIplos()
             if _attribute(attributes, "versjon") != SUPPORTED_VERSION:
                 raise faults.UnsupportedVersion()
+            declared = zip(attributes[::2], attributes[1::2], strict=True)
+            self._namespaces = tuple((k, v) for k, v in declared if k.split(":")[0] == "xmlns")
             self._stack.append(Node(name, line))
             self._root_line = line
             return
@@ -406,6 +440,7 @@ class IplosReader:
             avsender=_required_child(root, "Avsender"),
             mottaker=_required_child(root, "Mottaker"),
             uttak=_required_child(root, "Uttak"),
+            namespace_declarations=self._namespaces,
         )
         root.children.append(Node("Personer", line))
         self._events.append(self.header)
@@ -442,19 +477,25 @@ class IplosReader:
             while self._mode == "persons":
                 match = fast_start(buffer, pos, end)
                 close = find(b"</Person>", match.end(), end) if match is not None else -1
-                if close >= 0 and forbidden(buffer, match.end(), close) is None:  # type: ignore[union-attr]
+                if (
+                    close >= 0
+                    and forbidden(buffer, match.end(), close) is None  # type: ignore[union-attr]
+                    and count(b"<", match.end(), close) == count(b">", match.end(), close)  # type: ignore[union-attr]
+                ):
                     assert match is not None
                     person_line = line + count(b"\n", pos, match.end(1))
                     number = match.group(3).decode("ascii")
                     ok = fnr_check_digits_ok(number)
                     if not ok:
                         bad_lines.append(person_line)
-                    data = strip_indentation(b"><", buffer[match.end() : close]).strip()
+                    data = _strip_edges(strip_indentation(b"><", buffer[match.end() : close]))
                     records.append(PersonRecord(person_line, match.group(2), number, data, ok))
                     self.persons += 1
                     pos = close + 9  # len(b"</Person>")
                     line = person_line + count(b"\n", match.end(1), pos)
                     continue
+                if match is not None and close < 0 and not final:
+                    break  # the person's end has not been read yet
                 step = self._scan_other(pos, end, line, final)
                 if step is None:
                     break
@@ -520,6 +561,7 @@ class IplosReader:
 # --- helpers ----------------------------------------------------------------------------------
 
 _TAG_MISMATCH = expat.errors.codes[expat.errors.XML_ERROR_TAG_MISMATCH]
+_INVALID_TOKEN = expat.errors.codes[expat.errors.XML_ERROR_INVALID_TOKEN]
 _NO_ELEMENTS = expat.errors.codes[expat.errors.XML_ERROR_NO_ELEMENTS]
 _TRUNCATION_CODES = frozenset(
     expat.errors.codes[e]
@@ -637,7 +679,12 @@ class _SegmentDone(Exception):
 
 
 class _PersonSegment:
-    """One person parsed with full handlers: the reader's exact (and slow) path."""
+    """One person parsed with full handlers: the reader's exact (and slow) path.
+
+    What is left out of the register's record is found from expat's events as byte ranges:
+    the Fodselsnummer element, comments, processing instructions, and indentation (text nodes
+    of whitespace only, holding a line break, outside CDATA).
+    """
 
     def __init__(self, segment: bytes, first_line: int) -> None:
         self.segment = segment
@@ -647,8 +694,10 @@ class _PersonSegment:
         self.parser.StartElementHandler = self._start
         self.parser.EndElementHandler = self._end
         self.parser.CharacterDataHandler = self._text
-        self.parser.CommentHandler = self._markup
-        self.parser.ProcessingInstructionHandler = self._markup
+        self.parser.CommentHandler = self._comment
+        self.parser.ProcessingInstructionHandler = self._processing_instruction
+        self.parser.StartCdataSectionHandler = self._start_cdata
+        self.parser.EndCdataSectionHandler = self._end_cdata
         self.depth = 0
         self.person_line = 0
         self.person_start = -1
@@ -656,7 +705,11 @@ class _PersonSegment:
         self.fnr_start = self.fnr_end_tag = -1
         self.fnr_line = 0
         self.fnr_text: list[str] | None = None
-        self.has_markup = False
+        self.number = ""
+        self.removed: list[tuple[int, int]] = []
+        self.text_start = -1  # current text node: start, and whether it is only whitespace
+        self.text_blank = True
+        self.in_cdata = False
 
     def _line(self) -> int:
         return self.first_line + self.parser.CurrentLineNumber - 1
@@ -664,7 +717,18 @@ class _PersonSegment:
     def _fnr_open(self) -> bool:
         return self.fnr_start >= 0 and self.fnr_end_tag < 0
 
+    def _close_text(self) -> None:
+        """Markup follows: drop the text node before it if it is indentation."""
+        if self.text_start >= 0 and self.text_blank and self.depth >= 1:
+            end = self.parser.CurrentByteIndex
+            raw = self.segment[self.text_start : end]
+            if raw.isspace() and b"\n" in raw:
+                self.removed.append((self.text_start, end))
+        self.text_start = -1
+        self.text_blank = True
+
     def _start(self, name: str, attributes: list[str]) -> None:
+        self._close_text()
         if self.depth == 0:
             if name != "Person":
                 raise faults.unknown_element(name, self._line())
@@ -685,6 +749,7 @@ class _PersonSegment:
         self.depth += 1
 
     def _end(self, name: str) -> None:
+        self._close_text()
         self.depth -= 1
         if self.depth == 1 and name == "Fodselsnummer" and self._fnr_open():
             self.fnr_end_tag = self.parser.CurrentByteIndex
@@ -693,6 +758,8 @@ class _PersonSegment:
             if len(number) != 11 or not number.isascii() or not number.isdigit():
                 raise faults.invalid_value("Fodselsnummer", self.fnr_line, "må ha 11 siffer")
             self.number = number
+            close = self.segment.index(b">", self.fnr_end_tag) + 1
+            self.removed.append((self.fnr_start, close))
         elif self.depth == 0:
             self.person_end = self.parser.CurrentByteIndex
             raise _SegmentDone()
@@ -700,11 +767,35 @@ class _PersonSegment:
     def _text(self, text: str) -> None:
         if self.fnr_text is not None:
             self.fnr_text.append(text)
-        elif self.depth == 0 and text.strip():
-            raise faults.unexpected_text("Personer", self._line())
+        elif self.depth == 0:
+            if text.strip():
+                raise faults.unexpected_text("Personer", self._line())
+            return
+        if self.text_start < 0:
+            self.text_start = self.parser.CurrentByteIndex
+        if self.in_cdata or not text.isspace():
+            self.text_blank = False
 
-    def _markup(self, *_: str) -> None:
-        self.has_markup = True
+    def _comment(self, _data: str) -> None:
+        self._close_text()
+        start = self.parser.CurrentByteIndex
+        if self.depth >= 1:
+            self.removed.append((start, self.segment.index(b"-->", start + 4) + 3))
+
+    def _processing_instruction(self, _target: str, _data: str) -> None:
+        self._close_text()
+        start = self.parser.CurrentByteIndex
+        if self.depth >= 1:
+            self.removed.append((start, self.segment.index(b"?>", start + 2) + 2))
+
+    def _start_cdata(self) -> None:
+        if self.text_start < 0:
+            self.text_start = self.parser.CurrentByteIndex
+        self.text_blank = False  # a CDATA section is data, whatever it holds
+        self.in_cdata = True
+
+    def _end_cdata(self) -> None:
+        self.in_cdata = False
 
     def parse(self) -> tuple[PersonRecord, int] | None:
         try:
@@ -719,19 +810,18 @@ class _PersonSegment:
         segment = self.segment
         if self.fnr_start < 0:
             raise faults.MissingElement("IPLOS\\Personer\\Person\\Fodselsnummer")
-        start_tag_end = segment.index(b">", self.person_start) + 1
-        if self.fnr_end_tag == self.fnr_start:  # <Fodselsnummer/> was refused above
-            fnr_close = segment.index(b">", self.fnr_start) + 1
-        else:
-            fnr_close = segment.index(b">", self.fnr_end_tag) + 1
-        data = segment[start_tag_end : self.fnr_start] + segment[fnr_close : self.person_end]
-        if self.has_markup:
-            data = _COMMENT_OR_PI_RE.sub(b"", data)
+        fnr_range = next(r for r in self.removed if r[0] == self.fnr_start)
+        pieces = []
+        position = segment.index(b">", self.person_start) + 1
+        for start, end in sorted(self.removed):
+            pieces.append(segment[position:start])
+            position = end
+        pieces.append(segment[position : self.person_end])
         record = PersonRecord(
             line=self.person_line,
-            fodselsnummer_xml=segment[self.fnr_start : fnr_close],
+            fodselsnummer_xml=segment[fnr_range[0] : fnr_range[1]],
             fodselsnummer=self.number,
-            data_xml=_INDENTATION_RE.sub(b"><", data).strip(),
+            data_xml=b"".join(pieces),
             check_digits_ok=fnr_check_digits_ok(self.number),
         )
         return record, segment.index(b">", self.person_end) + 1
