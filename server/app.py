@@ -1,0 +1,81 @@
+"""The app factory: one typed Config in, one Flask app with its own database handle out."""
+
+from __future__ import annotations
+
+from flask import Flask, g, render_template
+from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import auth, downloads, receipts, security, upload
+from .config import Config
+from .db import open_database, upgrade_schema
+from .services import EXTENSION_KEY, Services
+from .status import label
+from .storage import Storage
+from .validation import EnvelopeSchema
+
+# Headroom above the file limit for the multipart framing and the CSRF token.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def create_app(config: Config, migrate: bool = True) -> Flask:
+    app = Flask(__name__, instance_path=str(config.instance_dir), instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        MAX_CONTENT_LENGTH=config.max_upload_bytes + MULTIPART_OVERHEAD,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=config.secure_cookies,
+        SESSION_COOKIE_NAME="ipis_sesjon",
+        WTF_CSRF_TIME_LIMIT=None,  # the server-side session's idle timeout bounds it instead
+        WTF_CSRF_SSL_STRICT=True,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    if config.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    database = open_database(config.database_url)
+    if migrate:
+        upgrade_schema(database)
+        database.engine.dispose()  # no pooled connection survives a fork (gunicorn --preload)
+    storage = Storage(config.storage_dir)
+    storage.clear_incoming()
+    app.extensions[EXTENSION_KEY] = Services(
+        config=config, db=database, storage=storage, schema=EnvelopeSchema(config.xsd_path)
+    )
+
+    csrf = CSRFProtect(app)
+    upload.register_csrf_exemption(csrf)
+    for blueprint in (auth.bp, upload.bp, receipts.bp, downloads.bp):
+        app.register_blueprint(blueprint)
+    app.before_request(auth.load_logged_in_account)
+    security.install(app)
+    app.jinja_env.globals["status_label"] = label
+    app.jinja_env.globals["logout_form"] = auth.logout_form
+    app.jinja_env.filters["local_time"] = receipts.local_time
+    app.jinja_env.filters["size"] = upload.format_size
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(_error: CSRFError) -> tuple[str, int]:
+        return render_template(
+            "message.html", title="Skjemaet er utløpt", message=upload.CSRF_FAILED
+        ), 400
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_error: RequestEntityTooLarge) -> tuple[str, int]:
+        if g.get("account") is not None:
+            return render_template(
+                "upload.html", form=upload.UploadForm(), error=upload.too_large_message()
+            ), 413
+        return render_template(
+            "message.html", title="For stor", message="For stor forespørsel."
+        ), 413
+
+    @app.errorhandler(NotFound)
+    def not_found(_error: NotFound) -> tuple[str, int]:
+        return render_template(
+            "message.html", title="Finnes ikke", message="Siden finnes ikke."
+        ), 404
+
+    return app

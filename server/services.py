@@ -1,0 +1,28 @@
+"""What one app instance holds (hung on ``app.extensions``; no module-level singletons)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from .config import Config
+from .db import Database
+from .storage import Storage
+from .validation import EnvelopeSchema
+
+EXTENSION_KEY = "ipis"
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    db: Database
+    storage: Storage
+    schema: EnvelopeSchema
+
+
+def services(app: Flask | None = None) -> Services:
+    found = (app or current_app).extensions[EXTENSION_KEY]
+    assert isinstance(found, Services)
+    return found

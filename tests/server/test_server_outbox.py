@@ -1,0 +1,158 @@
+"""Forwarding to a real stub TPF server on loopback that fails the first attempts."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from server_testlib import SampleFiles, csrf_token, login, make_config, new_account
+
+from server import create_app
+from server.outbox import Worker
+from server.services import services
+from server.status import CONFIRMED, FORWARDED, RETRYING
+
+
+@dataclass
+class StubTpf:
+    """Answers 503 to the first ``fail_first`` PUTs, then ``final_status``; records requests."""
+
+    fail_first: int = 2
+    final_status: int = 201
+    token: str = "hemmelig-token"
+    puts: list[tuple[str, str, str]] = field(default_factory=list)  # path, auth, sha256
+    stored: dict[str, bytes] = field(default_factory=dict)
+    url: str = ""
+
+
+def _handler(stub: StubTpf) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args: object) -> None:
+            pass
+
+        def do_PUT(self) -> None:
+            length = int(self.headers["Content-Length"])
+            body = self.rfile.read(length)
+            stub.puts.append((self.path, self.headers.get("Authorization", ""),
+                              hashlib.sha256(body).hexdigest()))
+            if len(stub.puts) <= stub.fail_first:
+                self.send_response(503)
+            elif self.headers.get("Authorization") != f"Bearer {stub.token}":
+                self.send_response(401)
+            else:
+                stub.stored[self.path] = body  # same id twice: stored once (idempotent)
+                self.send_response(stub.final_status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path in stub.stored else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    return Handler
+
+
+@pytest.fixture
+def stub() -> Iterator[StubTpf]:
+    state = StubTpf()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/tpf/innsendinger"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def _submit(app: object, files: SampleFiles) -> str:
+    new_account(app)  # type: ignore[arg-type]
+    client = app.test_client()  # type: ignore[attr-defined]
+    login(client)
+    token = csrf_token(client.get("/send").text)
+    response = client.post(
+        "/send",
+        data={"csrf_token": token, "fil": (io.BytesIO(files.encrypted.read_bytes()), "f.xml")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 303
+    return str(response.headers["Location"]).rsplit("/", 1)[1]
+
+
+def _status(app: object, public_id: str) -> str:
+    from sqlalchemy import select
+
+    from server.models import Submission
+
+    with services(app).db.session() as db:  # type: ignore[arg-type]
+        return db.scalars(select(Submission.status).where(Submission.public_id == public_id)).one()
+
+
+def test_retries_with_backoff_until_tpf_confirms(tmp_path: Path, database_url: str,
+                                                stub: StubTpf, files: SampleFiles) -> None:
+    app = create_app(make_config(tmp_path, database_url, tpf_url=stub.url,
+                                 tpf_token=stub.token, retry_base_seconds=0.2))
+    public_id = _submit(app, files)
+    worker = Worker(services(app))
+    assert worker.process_one()
+    assert _status(app, public_id) == RETRYING
+    assert not worker.process_one()  # backing off: nothing due yet
+    deadline = time.monotonic() + 10
+    while _status(app, public_id) != CONFIRMED and time.monotonic() < deadline:
+        worker.process_one()
+        time.sleep(0.05)
+    assert _status(app, public_id) == CONFIRMED
+    assert len(stub.puts) == 3
+    path, auth, sha = stub.puts[-1]
+    assert path == f"/tpf/innsendinger/{public_id}"
+    assert auth == f"Bearer {stub.token}"
+    assert sha == files.sha256
+    assert not worker.process_one()  # done: never delivered again
+    services(app).db.dispose()
+
+
+def test_accepted_then_confirmed_on_poll(tmp_path: Path, database_url: str, stub: StubTpf,
+                                         files: SampleFiles) -> None:
+    stub.fail_first = 0
+    stub.final_status = 202
+    app = create_app(make_config(tmp_path, database_url, tpf_url=stub.url, tpf_token=stub.token))
+    public_id = _submit(app, files)
+    worker = Worker(services(app))
+    assert worker.process_one()
+    assert _status(app, public_id) == FORWARDED
+    import datetime as dt
+
+    from server.models import utcnow
+
+    later = Worker(services(app), clock=lambda: utcnow() + dt.timedelta(minutes=1))
+    assert later.process_one()
+    assert _status(app, public_id) == CONFIRMED
+    assert len(stub.puts) == 1
+    services(app).db.dispose()
+
+
+def test_worker_thread_in_serve_delivers_to_local_inbox(tmp_path: Path, database_url: str,
+                                                        files: SampleFiles) -> None:
+    from server.outbox import start_thread
+
+    config = make_config(tmp_path, database_url, worker_poll_seconds=0.05)
+    app = create_app(config)
+    stop = threading.Event()
+    thread = start_thread(services(app), stop)
+    public_id = _submit(app, files)
+    deadline = time.monotonic() + 10
+    while _status(app, public_id) != FORWARDED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(5)
+    assert _status(app, public_id) == FORWARDED
+    delivered = config.inbox_dir / f"{public_id}.xml"
+    assert delivered.read_bytes() == files.encrypted.read_bytes()
+    services(app).db.dispose()
