@@ -1,0 +1,226 @@
+"""``ipis encrypt`` on a generated 50 MB and 500 MB IPLOS file, beside a floor.
+
+For each size: wall time and peak RSS of ``ipis encrypt`` as a subprocess (``os.wait4`` gives
+the child's own rusage), the encrypted file's size, and, measured in the same run on the same
+(page-cached) file, the floor: reading the file, parsing it with expat without handlers, and
+AES-256-GCM-encrypting it whole. The 50 MB case runs three times and reports the median.
+
+Targets (issue 2, on the 2-core reference machine): 50 MB in at most 3 s; peak RSS under
+150 MB for both sizes; the encrypted file at most 2x the input.
+
+    python bench/bench_encrypt.py            # 50 MB x3 and 500 MB x1
+    python bench/bench_encrypt.py --quick    # 50 MB x1 only
+    python bench/bench_encrypt.py --sizes 50 --runs 5
+
+Inputs are made with ``ipis demo-data`` into bench/out/ (gitignored) and kept for the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import pathlib
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from xml.parsers import expat
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+CHUNK = 1 << 20
+# ~490 bytes per demo person: 110 000 persons is ~54 MB, 1 100 000 is ~540 MB.
+PERSONS = {50: 110_000, 500: 1_100_000}
+TARGET_SECONDS_50MB = 3.0
+TARGET_RSS_MB = 150.0
+TARGET_SIZE_RATIO = 2.0
+MB = 1_000_000
+
+
+def ipis() -> list[str]:
+    script = pathlib.Path(sys.executable).with_name("ipis")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pyapp"]
+
+
+def run_measured(command: list[str]) -> tuple[float, float, float, str]:
+    """Wall seconds, peak RSS in MB, CPU seconds (user + system) and stderr of one child."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    child.stderr.close()
+    if child.returncode != 0:
+        raise SystemExit(f"failed ({child.returncode}): {' '.join(command)}\n{stderr.decode()}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_maxrss / 1024 * 1.048576, cpu, stderr.decode()  # KiB -> MB
+
+
+def make_keys() -> tuple[pathlib.Path, str]:
+    folder = OUT / "keys"
+    shutil.rmtree(folder, ignore_errors=True)
+    today = dt.date.today().isoformat()
+    subprocess.run([*ipis(), "keys", "generate", "--out-dir", str(folder), "--valid-from", today,
+                    "--bits", "3072"], check=True, stdout=subprocess.DEVNULL)
+    return folder / "nokkelfil.xml", today
+
+
+def make_input(size: int) -> pathlib.Path:
+    persons = PERSONS[size]
+    path = OUT / f"iplos-{persons}.xml"
+    if not path.exists():
+        print(f"  generating {path.name} ({persons} persons) ...", flush=True)
+        started = time.perf_counter()
+        subprocess.run([*ipis(), "demo-data", "--persons", str(persons), "--out", str(path),
+                        "--seed", "7"], check=True, stdout=subprocess.DEVNULL)
+        print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
+    return path
+
+
+def floor_read(path: pathlib.Path) -> float:
+    started = time.perf_counter()
+    with open(path, "rb") as handle:
+        while handle.read(CHUNK):
+            pass
+    return time.perf_counter() - started
+
+
+def floor_expat(path: pathlib.Path) -> float:
+    parser = expat.ParserCreate()
+    started = time.perf_counter()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            parser.Parse(chunk, False)
+    parser.Parse(b"", True)
+    return time.perf_counter() - started
+
+
+def floor_aes_gcm(path: pathlib.Path) -> float:
+    encryptor = Cipher(algorithms.AES(os.urandom(32)), modes.GCM(os.urandom(12))).encryptor()
+    started = time.perf_counter()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            encryptor.update(chunk)
+    encryptor.finalize()
+    return time.perf_counter() - started
+
+
+def startup() -> dict[str, tuple[float, float]]:
+    """Start-up alone, part of every ``ipis encrypt`` run: wall seconds and peak RSS in MB of
+    ``ipis --version`` (everything the command imports) and of importing the core only."""
+    figures = {}
+    for label, command in (
+        ("ipis --version", [*ipis(), "--version"]),
+        ("import pyapp core", [sys.executable, "-c", "import pyapp.cli, pyapp.encrypt_file"]),
+    ):
+        runs = [run_measured(command) for _ in range(3)]
+        figures[label] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+    return figures
+
+
+def bench_size(size: int, repeat: int, key_file: pathlib.Path, today: str) -> dict[str, object]:
+    source = make_input(size)
+    target = OUT / f"{source.stem}.kryptert.xml"
+    input_bytes = source.stat().st_size
+    floor_read(source)  # warm the page cache, as the runs below find it
+    runs = []
+    for attempt in range(repeat):
+        target.unlink(missing_ok=True)
+        wall, rss, cpu, stderr = run_measured([
+            *ipis(), "encrypt", "--data", str(source), "--out", str(target),
+            "--keys", str(key_file), "--email", "iplos@kommune.no", "--name", "Åse Ødegård",
+            "--mobile", "912 34 567", "--today", today,
+        ])
+        runs.append((wall, rss, cpu))
+        print(f"  {size} MB run {attempt + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU, peak RSS "
+              f"{rss:.0f} MB (load {os.getloadavg()[0]:.2f})", flush=True)
+        if stderr.strip():
+            print("  " + stderr.strip().replace("\n", "\n  "), flush=True)
+    output_bytes = target.stat().st_size
+    target.unlink()
+    floors = {
+        "read": statistics.median(floor_read(source) for _ in range(repeat)),
+        "expat": statistics.median(floor_expat(source) for _ in range(repeat)),
+        "aes-gcm": statistics.median(floor_aes_gcm(source) for _ in range(repeat)),
+    }
+    return {
+        "size": size,
+        "persons": PERSONS[size],
+        "input": input_bytes,
+        "output": output_bytes,
+        "wall": statistics.median(w for w, _, _ in runs),
+        "cpu": statistics.median(c for _, _, c in runs),
+        "rss": max(r for _, r, _ in runs),
+        "floors": floors,
+    }
+
+
+def report(results: list[dict[str, object]], starts: dict[str, tuple[float, float]]) -> list[str]:
+    missed = []
+    print()
+    print(f"ipis encrypt vs floor (this machine: {os.cpu_count()} cores)")
+    for label, (seconds, rss) in starts.items():
+        print(f"  start-up, {label}: {seconds:.2f} s, peak RSS {rss:.0f} MB")
+    header = (f"{'input':>14} {'persons':>9} {'encrypt s':>10} {'cpu s':>6} {'peak RSS':>9} "
+              f"{'out/in':>7} "
+              f"{'read s':>7} {'expat s':>8} {'aes-gcm s':>10} {'floor s':>8} {'x floor':>8}")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        floors = r["floors"]
+        assert isinstance(floors, dict)
+        floor = sum(floors.values())
+        wall, rss = float(r["wall"]), float(r["rss"])  # type: ignore[arg-type]
+        ratio = int(r["output"]) / int(r["input"])  # type: ignore[call-overload]
+        cpu = float(r["cpu"])  # type: ignore[arg-type]
+        print(f"{int(r['input']) / MB:>11.1f} MB {r['persons']:>9} {wall:>10.2f} {cpu:>6.2f} "  # type: ignore[call-overload]
+              f"{rss:>6.0f} MB {ratio:>7.2f} {floors['read']:>7.2f} {floors['expat']:>8.2f} "
+              f"{floors['aes-gcm']:>10.2f} {floor:>8.2f} {wall / floor:>8.1f}")
+        if r["size"] == 50 and wall > TARGET_SECONDS_50MB:
+            missed.append(f"50 MB took {wall:.2f} s (target <= {TARGET_SECONDS_50MB:.0f} s)")
+        if rss >= TARGET_RSS_MB:
+            missed.append(f"{r['size']} MB peak RSS {rss:.0f} MB (target < {TARGET_RSS_MB:.0f})")
+        if ratio > TARGET_SIZE_RATIO:
+            missed.append(f"{r['size']} MB output is {ratio:.2f}x the input (target <= 2x)")
+    print()
+    print("floor = read + expat + aes-gcm, each alone over the whole file; x floor = encrypt/floor")
+    print(f"load average now {os.getloadavg()[0]:.2f} (other processes slow wall times; CPU "
+          "time is the steadier figure)")
+    for line in missed:
+        print(f"TARGET MISSED: {line}")
+    if not missed:
+        print("all targets met")
+    return missed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # the same options as bench_upload.py, so bench/run.py can pass them to both
+    parser.add_argument("--sizes", nargs="+", default=["50", "500"], help="50 and/or 500 (MB)")
+    parser.add_argument("--runs", "--repeat", type=int, default=3, help="runs of the 50 MB case")
+    parser.add_argument("--quick", action="store_true", help="50 MB once")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    sizes = [50] if args.quick else [int(s) for a in args.sizes for s in a.split(",")]
+    repeat = 1 if args.quick else args.runs
+    OUT.mkdir(parents=True, exist_ok=True)
+    key_file, today = make_keys()
+    results = []
+    for size in sizes:
+        print(f"{size} MB:", flush=True)
+        results.append(bench_size(size, repeat if size == 50 else 1, key_file, today))
+    missed = report(results, startup())
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"(the bench process itself peaked at {own} MB)")
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

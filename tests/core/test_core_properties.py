@@ -1,0 +1,260 @@
+"""Property-based tests (hypothesis): arbitrary well-formed and malformed IPLOS documents give
+either a correct result or one of the documented fault messages, never a traceback."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from ipis_testlib import (
+    FNR,
+    VECTORS,
+    Keys,
+    canonical,
+    encrypt_bytes,
+    input_persons,
+    open_message,
+)
+from lxml import etree
+
+from pyapp.faults import IplosFault
+
+SETTINGS = settings(max_examples=120, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+
+_L = r"\d+"
+DOCUMENTED = [re.compile(p) for p in (
+    r'Feltet "IPLOS" mangler',
+    rf"Feil i innholdet i IPLOS filen: Starten på feltet \S+ på linje {_L} stemmer ikke med "
+    rf"avslutningen \S+ på linje {_L}\.",
+    r"IPLOS filen er mangelfull: Følgende felt mangler IPLOS(\\[A-Za-z]+)+",
+    r"Ugyldig versjonsnummer for IPLOS meldingen\. Kontakt leverandøren av fagsystemet som "
+    r"genererte IPLOS meldingen",
+    r"IPLOS filen kunne ikke åpnes\.",
+    rf"IPLOS filen er ufullstendig: Feltet \S+ som starter på linje {_L} blir aldri avsluttet\. "
+    r"Filen kan være avkortet; eksporter den på nytt fra fagsystemet\.",
+    rf"Feil i innholdet i IPLOS filen: Ugyldig XML på linje {_L}, kolonne {_L}\. Kontroller at "
+    r"filen er en IPLOS-fil i IPLOS eksportformat\.",
+    rf"Feil i innholdet i IPLOS filen: Ugyldige tegn på linje {_L}\. Kontroller at filen er "
+    r"lagret med tegnsettet som står i XML-deklarasjonen\.",
+    r"Feil i innholdet i IPLOS filen: Tegnsettet \S+ støttes ikke\. Bruk UTF-8, UTF-16, "
+    r"ISO-8859-1 eller windows-1252\.",
+    rf"Feil i innholdet i IPLOS filen: Filen har en dokumenttypedefinisjon \(DOCTYPE\) på linje "
+    rf"{_L}\. Det er ikke tillatt i IPLOS eksportformat; kontakt leverandøren av fagsystemet\.",
+    rf"Feil i innholdet i IPLOS filen: Ukjent felt \S+ på linje {_L}\. Kontakt leverandøren av "
+    r"fagsystemet som genererte IPLOS meldingen\.",
+    rf"Feil i innholdet i IPLOS filen: Feltet \S+ på linje {_L} står på feil sted eller "
+    r"forekommer flere ganger\.",
+    rf"Feil i innholdet i IPLOS filen: Uventet tekst i feltet \S+ på linje {_L}\.",
+    rf"Feil i innholdet i IPLOS filen: Feltet \S+ på linje {_L} har attributter som ikke hører "
+    r"til IPLOS eksportformat\.",
+    rf"Feil i innholdet i IPLOS filen: Feltet \S+ på linje {_L} [^.\n]+\.",
+)]
+
+
+def documented(message: str) -> bool:
+    return "\n" not in message and any(p.fullmatch(message) for p in DOCUMENTED)
+
+
+# --- well-formed documents with arbitrary person data ---------------------------------------
+
+NAMES = st.sampled_from(["Husstand", "Vurdering", "Variabel", "Tjeneste", "Diagnose",
+                         "Dodsdato", "Merknad", "X_1", "Æøå", "a.b-c"])
+TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"])
+               | st.sampled_from("æøåÆØÅ&<>\"'\t\n "), max_size=12)
+ATTR = st.dictionaries(st.sampled_from(["kode", "skar", "dato", "fra", "til", "timerPerUke"]),
+                       TEXT, max_size=3)
+
+
+def esc(text: str, quote: bool = False) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace('"', "&quot;") if quote else text
+
+
+@st.composite
+def element(draw, depth: int = 0) -> str:
+    name = draw(NAMES)
+    attrs = "".join(f' {k}="{esc(v, True)}"' for k, v in draw(ATTR).items())
+    kind = draw(st.sampled_from(["empty", "text", "children", "cdata", "comment"]))
+    if kind == "empty":
+        return f"<{name}{attrs}/>"
+    if kind == "children" and depth < 2:
+        inner = "\n".join(draw(st.lists(element(depth + 1), max_size=3)))
+    elif kind == "cdata":
+        tricky = st.sampled_from(["<!-- x -->", "<?pi?>", ">  <", "&amp;", "<Person>", ""])
+        inner = "<![CDATA[" + (draw(TEXT) + draw(tricky)).replace("]]>", "") + "]]>"
+    elif kind == "comment":
+        inner = "<!--" + draw(TEXT).replace("-", "") + "-->" + esc(draw(TEXT))
+    else:
+        inner = esc(draw(TEXT))
+    return f"<{name}{attrs}>{inner}</{name}>"
+
+
+@st.composite
+def iplos_document(draw) -> tuple[str, str]:
+    persons = []
+    for _ in range(draw(st.integers(0, 5))):
+        children = draw(st.lists(element(), max_size=4))
+        position = draw(st.integers(0, len(children)))
+        children.insert(position, f"<Fodselsnummer> {draw(st.sampled_from(FNR))} </Fodselsnummer>")
+        sep = draw(st.sampled_from(["", "\n", "\n      ", "\r\n  "]))
+        persons.append(f"<Person>{sep}{sep.join(children)}{sep}</Person>")
+    optional_navn = draw(st.booleans())
+    navn = f"<Navn>{esc(draw(TEXT))}Ærø</Navn>" if optional_navn else ""
+    encoding = draw(st.sampled_from(["UTF-8", "UTF-8-BOM", "UTF-16LE", "UTF-16BE",
+                                     "ISO-8859-1", "windows-1252"]))
+    labels = {"UTF-8-BOM": "UTF-8", "UTF-16LE": "UTF-16", "UTF-16BE": "UTF-16"}
+    label = labels.get(encoding, encoding)
+    text = (
+        f'<?xml version="1.0" encoding="{label}"?>\n<IPLOS versjon="3.0">\n'
+        "<Meldingstype>IPLOS</Meldingstype>\n"
+        "<Avsender><Kommunenummer>0301</Kommunenummer><Bydelsnummer>00</Bydelsnummer>"
+        f"<Organisasjonsnummer>974778874</Organisasjonsnummer>{navn}</Avsender>\n"
+        "<Mottaker><Navn>Statistisk sentralbyrå</Navn></Mottaker>\n"
+        "<Uttak><Dato>2026-01-15</Dato><PeriodeFra>2025-01-01</PeriodeFra>"
+        "<PeriodeTil>2025-12-31</PeriodeTil></Uttak>\n<Personer>\n"
+        + "\n".join(persons) + "\n</Personer>\n</IPLOS>\n"
+    )
+    return text, encoding
+
+
+def encode(text: str, encoding: str) -> bytes:
+    codec, bom = {
+        "UTF-8": ("utf-8", b""), "UTF-8-BOM": ("utf-8", b"\xef\xbb\xbf"),
+        "UTF-16LE": ("utf-16-le", b"\xff\xfe"), "UTF-16BE": ("utf-16-be", b"\xfe\xff"),
+        "ISO-8859-1": ("latin-1", b""), "windows-1252": ("cp1252", b""),
+    }[encoding]
+    # characters the encoding lacks become character references (in text and attributes only,
+    # since element names are ASCII here)
+    return bom + text.encode(codec, errors="xmlcharrefreplace")
+
+
+def check_correct(data: bytes, encrypted: bytes, keys: Keys) -> None:
+    opened = open_message(encrypted, keys)
+    expected = input_persons(data)
+    assert [p[0].strip() for p in opened.persons] == [fnr for fnr, _ in expected]
+    for (_, _, root), (_, children) in zip(opened.persons, expected, strict=True):
+        assert [canonical(c) for c in root if isinstance(c.tag, str)] == children
+
+
+@SETTINGS
+@given(document=iplos_document(), chunk=st.sampled_from([1, 2, 5, 64, 1 << 16]))
+def test_well_formed_documents_round_trip(
+    keys: Keys, document: tuple[str, str], chunk: int
+) -> None:
+    text, encoding = document
+    data = encode(text, encoding)
+    try:
+        encrypted, summary = encrypt_bytes(data, keys, chunk=chunk)
+    except IplosFault as fault:
+        raise AssertionError(f"a valid document was refused: {fault.message}") from None
+    check_correct(data, encrypted, keys)
+    assert summary.persons == len(input_persons(data))
+
+
+# --- malformed documents: mutations of valid ones -----------------------------------------------
+
+@st.composite
+def mutated(draw) -> bytes:
+    text, encoding = draw(iplos_document())
+    data = bytearray(encode(text, encoding))
+    for _ in range(draw(st.integers(1, 3))):
+        if not data:
+            break
+        start = draw(st.integers(0, len(data) - 1))
+        end = draw(st.integers(start, min(len(data), start + 40)))
+        action = draw(st.sampled_from(["delete", "insert", "replace", "truncate", "duplicate"]))
+        if action == "delete":
+            del data[start:end]
+        elif action == "insert":
+            data[start:start] = draw(st.sampled_from(
+                [b"<", b">", b"</", b"&", b"\xff", b"\x00", b"<X>", b"</Person>", b"<Person>",
+                 b"<!DOCTYPE IPLOS>", b"<!--", b"]]>", b"\xc3", b"&x;", b"\n"]))
+        elif action == "replace":
+            data[start:end] = draw(st.binary(max_size=end - start + 2))
+        elif action == "truncate":
+            del data[start:]
+        else:
+            data[start:start] = data[start:end]
+    return bytes(data)
+
+
+@SETTINGS
+@given(data=mutated(), chunk=st.sampled_from([1, 3, 64, 1 << 16]))
+def test_malformed_documents_give_a_documented_fault_or_a_correct_result(
+    keys: Keys, data: bytes, chunk: int
+) -> None:
+    try:
+        encrypted, _ = encrypt_bytes(data, keys, chunk=chunk)
+    except IplosFault as fault:
+        assert documented(fault.message), fault.message
+        for number in FNR:
+            assert number not in fault.message
+        return
+    # accepted: then it must be an XML document lxml agrees is well-formed, and round-trip
+    try:
+        input_persons(data)
+    except etree.XMLSyntaxError as error:
+        raise AssertionError(f"accepted a document lxml refuses: {error}") from None
+    check_correct(data, encrypted, keys)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=300))
+def test_arbitrary_bytes_never_give_a_traceback(keys: Keys, data: bytes) -> None:
+    try:
+        encrypt_bytes(data, keys, chunk=7)
+    except IplosFault as fault:
+        assert documented(fault.message), fault.message
+        return
+    assume(False)  # random bytes are never a valid IPLOS file
+
+
+# --- key files and encrypted messages: any bytes give a fault of ours, never a traceback --------
+
+
+@SETTINGS
+@given(data=st.binary(max_size=400) | st.builds(
+    lambda good, cut, junk: good[:cut] + junk + good[cut + len(junk):],
+    st.just((VECTORS / "keyfiles" / "utf-8.txt").read_bytes()),
+    st.integers(0, 2300), st.binary(min_size=1, max_size=8)))
+def test_key_file_parser_never_tracebacks(data: bytes) -> None:
+    from pyapp.faults import KeyFileFault
+    from pyapp.keyfile import parse_key_file
+
+    try:
+        parse_key_file(data)
+    except KeyFileFault as fault:
+        assert fault.message.startswith("Nøkkelfilen ") and "\n" not in fault.message
+
+
+@st.composite
+def damaged_message(draw) -> bytes:  # type: ignore[no-untyped-def]
+    data = bytearray((VECTORS / "message" / "kryptert.xml").read_bytes())
+    for _ in range(draw(st.integers(1, 3))):
+        start = draw(st.integers(0, len(data) - 1))
+        end = draw(st.integers(start, min(len(data), start + 30)))
+        replacement = draw(st.binary(max_size=6) | st.sampled_from(
+            [b"", b"<", b"A", b"=", b"</xenc:CipherValue>", b"<!DOCTYPE x>", b"\xff"]))
+        data[start:end] = replacement
+    return bytes(data)
+
+
+@SETTINGS
+@given(data=damaged_message())
+def test_decrypting_a_damaged_message_gives_a_fault_never_a_traceback(data: bytes) -> None:
+    import io
+
+    from pyapp import decrypt
+
+    folder = VECTORS / "message"
+    tpf = decrypt.load_private_key((folder / "tpf-privat.pem").read_bytes())
+    register = decrypt.load_private_key((folder / "iplos-privat.pem").read_bytes())
+    try:
+        decrypt.open_message(io.BytesIO(data), tpf, register)
+    except IplosFault as fault:
+        assert fault.message and "\n" not in fault.message
+        for number in ("01814011026", "41824591006"):
+            assert number not in fault.message
