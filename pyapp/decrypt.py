@@ -35,7 +35,7 @@ from .envelope import (
     check_encrypted_key,
     read_envelope,
 )
-from .faults import DecryptionFailed, EncryptedFormatFault, RecordBindingBroken
+from .faults import DecryptionFailed, EncryptedFormatFault, RecordBindingBroken, SenderMismatch
 from .message import TPF_LAYER_ROOT
 from .xmlenc import AES256_GCM, DS_NS, GCM_IV_BYTES, GCM_TAG_BYTES, XENC11_NS, XENC_NS
 
@@ -157,9 +157,17 @@ class TpfPerson:
 
 
 @dataclass(frozen=True)
+class SenderNumbers:
+    kommunenummer: str
+    bydelsnummer: str
+    organisasjonsnummer: str
+
+
+@dataclass(frozen=True)
 class TpfLayer:
     file_id: str
     contact: Contact
+    sender: SenderNumbers  # the encrypted copy of Avsender
     uttak_xml: bytes
     register_key: WrappedKey
     register_control: bytes  # cipher value of the encrypted Registerkontroll
@@ -203,6 +211,7 @@ def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None])
     """Read the TPF layer's plaintext as a stream, one person at a time."""
     root: ET.Element | None = None
     contact: Contact | None = None
+    sender: SenderNumbers | None = None
     uttak = b""
     register_key: WrappedKey | None = None
     control = b""
@@ -225,6 +234,12 @@ def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None])
                 email=node.findtext("Epost", ""),
                 name=node.findtext("Navn", ""),
                 mobile=node.findtext("Mobiltelefon", ""),
+            )
+        elif tag == "Avsender" and sender is None:
+            sender = SenderNumbers(
+                kommunenummer=node.findtext("Kommunenummer", ""),
+                bydelsnummer=node.findtext("Bydelsnummer", ""),
+                organisasjonsnummer=node.findtext("Organisasjonsnummer", ""),
             )
         elif tag == "Uttak":
             uttak = ET.tostring(node, encoding="utf-8", xml_declaration=False)
@@ -250,16 +265,31 @@ def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None])
             if encrypted is None:
                 raise EncryptedFormatFault("Registerkontroll mangler EncryptedData")
             control = _cipher_value_of(encrypted)
-    if root is None or contact is None or register_key is None or not control:
+    if root is None or contact is None or sender is None or register_key is None or not control:
         raise EncryptedFormatFault("TPF-laget er ufullstendig")
     return TpfLayer(
         file_id=root.get("filId", ""),
         contact=contact,
+        sender=sender,
         uttak_xml=uttak,
         register_key=register_key,
         register_control=control,
         persons=persons,
     )
+
+
+def check_sender(envelope: Envelope, sender: SenderNumbers) -> None:
+    """The clear Avsender must equal the encrypted one: otherwise it was changed in transit."""
+    clear = SenderNumbers(
+        envelope.kommunenummer, envelope.bydelsnummer, envelope.organisasjonsnummer
+    )
+    if clear != sender:
+        raise SenderMismatch(
+            f"Avsenderen i klartekst ({clear.kommunenummer}/{clear.bydelsnummer}/"
+            f"{clear.organisasjonsnummer}) er ikke den samme som den krypterte "
+            f"({sender.kommunenummer}/{sender.bydelsnummer}/{sender.organisasjonsnummer}): "
+            "filen er endret etter krypteringen."
+        )
 
 
 @dataclass(frozen=True)
@@ -281,6 +311,12 @@ class RegisterOpener:
             raise EncryptedFormatFault("Registerkontroll har feil innhold")
         self.file_id = element.get("filId", "")
         self.expected = int(element.get("antallPersoner", "-1"))
+        # The sender as the encryption module read it: the register can trust it.
+        self.sender = SenderNumbers(
+            kommunenummer=element.get("kommunenummer", ""),
+            bydelsnummer=element.get("bydelsnummer", ""),
+            organisasjonsnummer=element.get("organisasjonsnummer", ""),
+        )
         self._seen: set[int] = set()
 
     def _open(self, cipher_value: bytes, what: str) -> bytes:
@@ -355,7 +391,10 @@ def open_message(
     people: list[TpfPerson] = []
     plaintext.seek(0)
     layer = parse_tpf_layer(plaintext, people.append)
+    check_sender(envelope, layer.sender)
     opener = RegisterOpener(register_private_key, layer.register_key, layer.register_control)
+    if opener.sender != layer.sender:
+        raise SenderMismatch("Avsenderen i registerkontrollen er ikke den samme som i TPF-laget.")
     records = [opener.open(p.lopenummer, p.register_cipher_value) for p in people]
     opener.finish()
     return OpenedMessage(

@@ -208,6 +208,8 @@ class EnvelopeParser:
             pass
         except expat.ExpatError as error:
             raise EncryptedFormatFault(f"ikke gyldig XML ({error.code})") from None
+        except LookupError:  # an encoding declaration expat does not know
+            raise EncryptedFormatFault("ukjent tegnsett") from None
         if self.root is None:
             raise EncryptedFormatFault("tom fil")
         return self.root

@@ -240,5 +240,9 @@ class DecryptionFailed(IplosFault):
     """A layer could not be decrypted: wrong key, or the ciphertext was altered."""
 
 
+class SenderMismatch(IplosFault):
+    """The clear Avsender differs from the encrypted copy: the file was changed."""
+
+
 class RecordBindingBroken(IplosFault):
     """The register detected a swapped, duplicated, dropped or moved person record."""

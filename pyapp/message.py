@@ -137,7 +137,13 @@ class MessageEncryptor:
             raise DataFileUnreadable()
         await self._flush_batch(out)
         count = self._numbered
-        control = f'<Registerkontroll filId="{self.summary.file_id}" antallPersoner="{count}"/>'
+        sender = self.summary.sender
+        assert sender is not None
+        control = (
+            f'<Registerkontroll filId="{self.summary.file_id}" antallPersoner="{count}" '
+            f'kommunenummer="{sender.kommunenummer}" bydelsnummer="{sender.bydelsnummer}" '
+            f'organisasjonsnummer="{sender.organisasjonsnummer}"/>'
+        )
         [sealed_control] = await self._backend.seal_records(self._register_key, [control.encode()])
         await self._tpf_write(
             "</Personer><Registerkontroll>"
@@ -204,6 +210,8 @@ class MessageEncryptor:
         await self._tpf_write(
             f'<{TPF_LAYER_ROOT} {NAMESPACE_DECLARATIONS} filId="{self.summary.file_id}">'
             + self._contact.to_xml()
+            # The sender again, encrypted: the TPF checks that the clear copy was not changed.
+            + header.avsender.to_xml()
             + header.uttak.to_xml()
             + register_key
             + "<Personer>",
