@@ -69,15 +69,6 @@ _SNIFF_BYTES = 1024
 _INDENTATION_RE = re.compile(rb">[ \t\r]*\n\s*<")
 
 
-def _strip_edges(data: bytes) -> bytes:
-    """Indentation at the start and end of a person's data (between its tags and ours)."""
-    head = len(data) - len(data.lstrip())
-    if head and b"\n" in data[:head]:
-        data = data[head:]
-    tail = len(data) - len(data.rstrip())
-    if tail and b"\n" in data[-tail:] and data[: len(data) - tail].endswith(b">"):
-        data = data[: len(data) - tail]
-    return data
 _END_TAG_NAME_RE = re.compile(rb"(?:</)?\s*([^\s>/]+)")  # expat points just after "</"
 _TAG_NAME_RE = re.compile(rb"<([^\s>/]+)")
 _LEADING_MISC_RE = re.compile(rb"(?:\s+|<!--.*?-->|<\?.*?\?>)*", re.DOTALL)
@@ -488,7 +479,9 @@ class IplosReader:
                     ok = fnr_check_digits_ok(number)
                     if not ok:
                         bad_lines.append(person_line)
-                    data = _strip_edges(strip_indentation(b"><", buffer[match.end() : close]))
+                    # From the '>' ending </Fodselsnummer> to the '<' starting </Person>, so
+                    # indentation at both ends is matched too; the two bracket bytes go again.
+                    data = strip_indentation(b"><", buffer[match.end() - 1 : close + 1])[1:-1]
                     records.append(PersonRecord(person_line, match.group(2), number, data, ok))
                     self.persons += 1
                     pos = close + 9  # len(b"</Person>")
