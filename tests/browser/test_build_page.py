@@ -1,0 +1,73 @@
+"""The built file itself (no browser needed): size, fingerprint, CSP, nothing external, and
+the embedded Python trimmed to what the core needs."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import re
+import sys
+import zipfile
+
+import pytest
+from krypt_testlib import PAGE, ROOT
+
+sys.path.insert(0, str(ROOT / "web"))
+import build
+
+# Part of the page's suite (make test builds the page first; make test-fast does not).
+pytestmark = pytest.mark.browser
+
+MAX_MB = 12.0
+
+
+@pytest.fixture(scope="module")
+def html() -> bytes:
+    if not PAGE.exists():
+        pytest.fail("dist/ipis-krypt.html mangler: kjør `make page`")
+    return PAGE.read_bytes()
+
+
+def test_size_and_fingerprint(html: bytes) -> None:
+    assert len(html) <= MAX_MB * 1_000_000
+    mark = build.FINGERPRINT_MARK.encode()
+    at = html.index(mark) + len(mark)
+    assert html[at : at + 64].decode() == build.fingerprint_of(html)
+    assert build.check(PAGE) == 0
+
+
+def test_one_strict_csp_and_no_external_reference(html: bytes) -> None:
+    text = html.decode("utf-8")
+    policies = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]+)"', text)
+    assert len(policies) == 1
+    directives = dict(d.strip().split(" ", 1) for d in policies[0].split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["connect-src"] == "'none'"
+    assert directives["worker-src"] == "blob:"
+    assert "'unsafe-eval'" not in policies[0]
+    assert not re.search(r"""(src|href|action)\s*=\s*["']?(https?:)?//""", text)
+    assert "<link" not in text and "@import" not in text
+
+
+def embedded_zip(html: bytes) -> zipfile.ZipFile:
+    match = re.search(rb'id="asset-python">([^<]+)<', html)
+    assert match
+    return zipfile.ZipFile(io.BytesIO(gzip.decompress(base64.b64decode(match.group(1)))))
+
+
+def test_python_is_trimmed_and_compiled(html: bytes) -> None:
+    names = set(embedded_zip(html).namelist())
+    for needed in (
+        "pyapp/reader.pyc", "pyapp/message.pyc", "pyapp/crypto/webcrypto.pyc",
+        "krypt_worker.pyc", "xml/parsers/expat.pyc", "encodings/utf_16.pyc",
+        "encodings/cp1252.pyc", "encodings/latin_1.pyc", "encodings/utf_8_sig.pyc",
+        "hashlib.pyc", "hmac.pyc", "base64.pyc", "secrets.pyc", "dataclasses.pyc",
+        "datetime.pyc", "asyncio/__init__.pyc",
+    ):  # fmt: skip
+        assert needed in names, needed
+    for left_out in ("pyapp/crypto/native.pyc", "pyapp/keygen.pyc", "pyapp/cli.pyc",
+                     "unittest/__init__.pyc", "email/__init__.pyc", "http/client.pyc",
+                     "encodings/big5.pyc", "sqlite3/__init__.pyc", "pydoc.pyc"):
+        assert left_out not in names, left_out
+    assert not any(name.endswith(".py") for name in names)

@@ -1,0 +1,325 @@
+"""Build IPLOS Krypt: one self-contained HTML file, ``dist/ipis-krypt.html`` (``make page``).
+
+Standard library only. What goes in:
+
+- Pyodide (npm ``pyodide``, pinned in package.json, installed by ``npm ci``): the wasm binary,
+  gzip-compressed; ``pyodide.asm.mjs`` made a classic script and concatenated with
+  ``pyodide.js``, ``web/gcm.js`` and ``web/worker.js`` into the worker's one script
+  (a worker made from a blob URL cannot import modules from a ``file://`` page);
+- a trimmed Python standard library, together with the ``ipis`` core (the modules of
+  ``pyapp/`` the browser path imports) and ``web/krypt_worker.py``, as one zip, gzip-compressed;
+- ``web/index.html``, ``web/style.css`` and ``web/app.js`` inlined, and ``web/early.js``
+  right after the worker's script, so the worker starts while the rest is still parsed.
+
+Binary assets are base64 text in ``<script type="application/octet-stream">`` elements, which
+the page never executes. The page shows the build's fingerprint: the SHA-256 of the file with
+the 64 hex digits of the fingerprint itself replaced by zeros (a file cannot contain its own
+hash); ``python web/build.py --check FILE`` recomputes it. The build prints both that
+fingerprint and the SHA-256 of the file as it is.
+
+Usage: python web/build.py [--out dist/ipis-krypt.html] [--check FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
+PYODIDE = ROOT / "node_modules" / "pyodide"
+DEFAULT_OUT = ROOT / "dist" / "ipis-krypt.html"
+
+# The core modules the browser path imports (pyapp/__init__ says which are stdlib-only).
+CORE_MODULES = (
+    "__init__.py",
+    "faults.py",
+    "identifiers.py",
+    "rsakey.py",
+    "xmlenc.py",
+    "reader.py",
+    "contact.py",
+    "keyfile.py",
+    "message.py",
+    "crypto/__init__.py",
+    "crypto/webcrypto.py",
+)
+
+# Standard library kept: what Pyodide's own start-up and the core import, measured by running
+# the real core in the page (the loaded modules, tests/browser/test_page.py checks them again).
+# Packages are kept whole; other modules by name. Everything else (email, http, unittest, ...)
+# is left out: the page is smaller and starts faster.
+STDLIB_KEEP_PACKAGES = frozenset(
+    {
+        "_pyodide", "asyncio", "collections", "compression", "concurrent", "encodings",
+        "importlib", "json", "logging", "pathlib", "pyodide", "re", "string", "xml", "zipfile",
+    }
+)  # fmt: skip
+STDLIB_KEEP_MODULES = frozenset(
+    {
+        "__future__", "_collections_abc", "_colorize", "_opcode_metadata", "_py_warnings",
+        "_sitebuiltins", "_ssl", "_weakrefset", "abc", "annotationlib", "ast", "base64",
+        "bisect", "bz2", "codecs", "codeop", "contextlib", "contextvars", "copy", "copyreg",
+        "dataclasses", "datetime", "dis", "enum", "fnmatch", "functools", "genericpath", "glob",
+        "hashlib", "heapq", "hmac", "inspect", "io", "keyword", "linecache", "locale", "lzma",
+        "ntpath", "opcode", "operator", "os", "posixpath", "random", "reprlib", "secrets",
+        "selectors", "shutil", "signal", "site", "socket", "ssl", "stat", "struct",
+        "subprocess", "tempfile", "textwrap", "threading", "token", "tokenize", "traceback",
+        "types", "typing", "warnings", "weakref", "zipimport",
+        # not loaded in the measured runs, kept as cheap insurance for fault paths
+        "_pydatetime", "_strptime", "calendar", "numbers", "string", "pprint",
+    }
+)  # fmt: skip
+XML_DROP = ("xml/dom/", "xml/sax/")
+# encodings: only what formats §1 and the key file need (and Python's start-up).
+ENCODINGS_KEEP = frozenset(
+    {
+        "__init__.py", "aliases.py", "ascii.py", "latin_1.py", "cp1252.py", "iso8859_1.py",
+        "utf_8.py", "utf_8_sig.py", "utf_16.py", "utf_16_le.py", "utf_16_be.py",
+        "utf_32.py", "utf_32_le.py", "utf_32_be.py", "charmap.py", "raw_unicode_escape.py",
+        "unicode_escape.py", "idna.py", "punycode.py",
+    }
+)  # fmt: skip
+
+FINGERPRINT_SLOT = "0" * 64
+FINGERPRINT_MARK = 'data-fingerprint="'
+ZIP_DATE = (2026, 1, 1, 0, 0, 0)
+EXPECTED_ASM_URL_USES = 3
+
+
+class BuildError(Exception):
+    pass
+
+
+def pinned_pyodide_version() -> str:
+    package = json.loads((ROOT / "package.json").read_text())
+    wanted = str(package["dependencies"]["pyodide"])
+    installed_file = PYODIDE / "package.json"
+    if not installed_file.exists():
+        raise BuildError("node_modules/pyodide mangler: kjør `npm ci` (scripts/setup.sh)")
+    installed = json.loads(installed_file.read_text())["version"]
+    if installed != wanted:
+        raise BuildError(f"pyodide {installed} is installed, package.json pins {wanted}: npm ci")
+    return wanted
+
+
+def classic_worker_script() -> str:
+    """pyodide.asm.mjs as a classic script, then the loader, GCM and the worker's own code."""
+    asm = (PYODIDE / "pyodide.asm.mjs").read_text()
+    uses = asm.count("import.meta.url")
+    if uses != EXPECTED_ASM_URL_USES:
+        raise BuildError(f"pyodide.asm.mjs has {uses} import.meta.url, expected 3")
+    asm = asm.replace("import.meta.url", "self.location.href")
+    export = "export default _createPyodideModule;"
+    if asm.count(export) != 1:
+        raise BuildError("pyodide.asm.mjs: export default not found")
+    asm = asm.replace(export, "self._createPyodideModule=_createPyodideModule;")
+    loader = (PYODIDE / "pyodide.js").read_text()
+    loader = re.sub(r"^//# sourceMappingURL=.*$", "", loader, flags=re.MULTILINE)
+    prelude = (
+        "// IPLOS Krypt loads no scripts: Pyodide must also see that importScripts is refused\n"
+        "// (it takes a working importScripts for an unsupported classic worker).\n"
+        "self.importScripts = () => { throw new Error('importScripts is disabled'); };\n"
+    )
+    parts = [
+        prelude,
+        asm,
+        loader,
+        (WEB / "gcm.js").read_text(),
+        (WEB / "worker.js").read_text(),
+    ]
+    return "\n;\n".join(parts)
+
+
+def _keep_stdlib(name: str) -> bool:
+    top = name.split("/")[0]
+    if "/" not in name:
+        return name.removesuffix(".py") in STDLIB_KEEP_MODULES
+    if top == "encodings":
+        return name.split("/")[-1] in ENCODINGS_KEEP
+    if name.startswith(XML_DROP):
+        return False
+    return top in STDLIB_KEEP_PACKAGES
+
+
+def python_zip(full_stdlib: bool = False) -> bytes:
+    """Trimmed stdlib + core + the worker's Python, stored (the whole zip is gzipped)."""
+    buffer = io.BytesIO()
+    source = zipfile.ZipFile(PYODIDE / "python_stdlib.zip")
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
+        for info in source.infolist():
+            if info.is_dir() or not (full_stdlib or _keep_stdlib(info.filename)):
+                continue
+            out.writestr(zipfile.ZipInfo(info.filename, ZIP_DATE), source.read(info))
+        for module in CORE_MODULES:
+            data = (ROOT / "pyapp" / module).read_bytes()
+            out.writestr(zipfile.ZipInfo(f"pyapp/{module}", ZIP_DATE), data)
+        data = (WEB / "krypt_worker.py").read_bytes()
+        out.writestr(zipfile.ZipInfo("krypt_worker.py", ZIP_DATE), data)
+    return compile_pyc(buffer.getvalue())
+
+
+def compile_pyc(source_zip: bytes) -> bytes:
+    """Bytecode compiled by Pyodide's own Python (web/compile_pyc.js, run with Node)."""
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / "source.zip"
+        compiled = Path(work) / "compiled.zip"
+        source.write_bytes(source_zip)
+        try:
+            command = ["node", str(WEB / "compile_pyc.js"), str(source), str(compiled)]
+            # fixed arguments, our own paths; node is the one npm ci used, from PATH
+            subprocess.run(command, check=True, cwd=ROOT)  # noqa: S603
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise BuildError(
+                f"compiling the Python zip with Pyodide under Node failed: {error}"
+            ) from None
+        return compiled.read_bytes()
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def core_version() -> str:
+    text = (ROOT / "pyapp" / "__init__.py").read_text()
+    match = re.search(r'__version__ = "([^"]+)"', text)
+    if not match:
+        raise BuildError("pyapp/__init__.py has no __version__")
+    return match.group(1)
+
+
+def lock_file_contents() -> str:
+    """Pyodide's lock file without its package list: the page loads no packages."""
+    lock = json.loads((PYODIDE / "pyodide-lock.json").read_text())
+    return json.dumps({"info": lock["info"], "packages": {}}, separators=(",", ":"))
+
+
+def fingerprint_of(html: bytes) -> str:
+    """SHA-256 of the file with the fingerprint's own 64 hex digits set to zeros."""
+    mark = FINGERPRINT_MARK.encode()
+    at = html.index(mark) + len(mark)
+    blanked = html[:at] + FINGERPRINT_SLOT.encode() + html[at + 64 :]
+    return hashlib.sha256(blanked).hexdigest()
+
+
+def grouped(hex_digest: str) -> str:
+    return " ".join(hex_digest[i : i + 4] for i in range(0, len(hex_digest), 4))
+
+
+def render(
+    version: str, pyodide_version: str, full_stdlib: bool = False
+) -> tuple[bytes, dict[str, int]]:
+    worker_script = classic_worker_script().encode()
+    wasm = (PYODIDE / "pyodide.asm.wasm").read_bytes()
+    pyzip = python_zip(full_stdlib)
+    assets = {
+        "worker": gz(worker_script),
+        "wasm": gz(wasm),
+        "python": gz(pyzip),
+    }
+    sizes = {
+        "worker.js": len(worker_script),
+        "worker.js.gz": len(assets["worker"]),
+        "pyodide.asm.wasm": len(wasm),
+        "pyodide.asm.wasm.gz": len(assets["wasm"]),
+        "python.zip": len(pyzip),
+        "python.zip.gz": len(assets["python"]),
+    }
+    asset_html = "\n".join(
+        f'<script type="application/octet-stream" id="asset-{name}">{b64(data)}</script>'
+        + (f"\n<script>\n{(WEB / 'early.js').read_text()}</script>" if name == "worker" else "")
+        for name, data in assets.items()
+    )
+    build_time = time.strftime("%Y-%m-%d", time.gmtime(_source_date()))
+    html = (WEB / "index.html").read_text()
+    replacements = {
+        "{{STYLE}}": (WEB / "style.css").read_text(),
+        "{{APP}}": (WEB / "app.js").read_text(),
+        "{{ASSETS}}": asset_html,
+        "{{VERSION}}": version,
+        "{{PYODIDE_VERSION}}": pyodide_version,
+        "{{BUILD_DATE}}": build_time,
+        "{{LOCK}}": lock_file_contents().replace("<", "\\u003c"),
+        "{{FINGERPRINT}}": FINGERPRINT_SLOT,
+    }
+    for key, value in replacements.items():
+        if key not in html:
+            raise BuildError(f"web/index.html lacks {key}")
+        html = html.replace(key, value)
+    if html.count(FINGERPRINT_MARK) != 1:
+        raise BuildError("web/index.html must hold exactly one data-fingerprint attribute")
+    data = html.encode("utf-8")
+    fingerprint = fingerprint_of(data)
+    mark = FINGERPRINT_MARK.encode()
+    at = data.index(mark) + len(mark)
+    data = data[:at] + fingerprint.encode() + data[at + 64 :]
+    return data, sizes
+
+
+def _source_date() -> float:
+    """SOURCE_DATE_EPOCH if set (reproducible builds), else now."""
+    return float(os.environ.get("SOURCE_DATE_EPOCH", time.time()))
+
+
+def check(path: Path) -> int:
+    data = path.read_bytes()
+    mark = FINGERPRINT_MARK.encode()
+    at = data.index(mark) + len(mark)
+    shown = data[at : at + 64].decode()
+    actual = fingerprint_of(data)
+    print(f"Fingeravtrykk (vist på siden): {grouped(shown)}")
+    print(f"Fingeravtrykk (beregnet):      {grouped(actual)}")
+    print(f"SHA-256 (hele filen):          {hashlib.sha256(data).hexdigest()}")
+    if shown != actual:
+        print("FEIL: filen er endret etter byggingen", file=sys.stderr)
+        return 1
+    print("OK: filen er uendret")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--check", type=Path, help="verify a built file's fingerprint")
+    parser.add_argument("--full-stdlib", action="store_true", help="embed the whole stdlib")
+    args = parser.parse_args(argv)
+    if args.check:
+        return check(args.check)
+    try:
+        pyodide_version = pinned_pyodide_version()
+        data, sizes = render(core_version(), pyodide_version, args.full_stdlib)
+    except BuildError as error:
+        print(f"build: {error}", file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.out.with_name(args.out.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, args.out)
+    fingerprint = fingerprint_of(data)
+    for name, size in sizes.items():
+        print(f"  {name:22} {size / 1e6:7.2f} MB")
+    print(f"Skrev {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"
+          f" ({len(data) / 1e6:.2f} MB), IPLOS Krypt {core_version()}, Pyodide {pyodide_version}")
+    print(f"Fingeravtrykk (vist på siden): {grouped(fingerprint)}")
+    print(f"SHA-256: {hashlib.sha256(data).hexdigest()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

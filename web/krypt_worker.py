@@ -1,0 +1,151 @@
+"""The page's Python: drives the ipis core in the worker (imported by web/worker.js).
+
+The same steps as ``ipis encrypt`` (pyapp/encrypt_file.py): the seed's form checks in the
+seed's order, the key file read and date-checked, then the file fed through
+``MessageEncryptor`` slice by slice. Results go back to JavaScript as JSON; a fault is its
+exact Norwegian message and the form field it concerns. Nothing here ever reports person data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from pyodide.ffi import JsException, to_js
+
+import pyapp
+
+# The core is imported by ``warm_up`` just after the page says it is ready (while the operator
+# fills in the form), not before: that keeps the time to ready short. Every entry point below
+# imports what it uses, so nothing depends on warm_up having run.
+
+CHUNK_BYTES = 1 << 20
+UNEXPECTED = (
+    "Det oppstod en uventet feil i IPLOS Krypt, og ingen fil er lagret. Last siden på nytt og "
+    "prøv igjen; kontakt SSB hvis feilen gjentar seg."
+)
+
+
+def warm_up() -> None:
+    """Import the core now (web/worker.js calls this right after ready)."""
+    import pyapp.crypto.webcrypto
+    import pyapp.message  # noqa: F401 - imports reader, keyfile, contact, faults, xmlenc
+
+
+def info() -> str:
+    return json.dumps({"version": pyapp.__version__, "python": sys.version.split()[0]})
+
+
+def _fault(fault: Any) -> str:
+    return json.dumps({"fault": {"field": fault.field, "message": fault.message}})
+
+
+def _today(value: str) -> dt.date:
+    return dt.date.fromisoformat(value) if value else dt.date.today()
+
+
+def inspect_keys(raw: Any, today: str) -> str:
+    """A chosen key file's fingerprints and dates, at once, so the operator can check them."""
+    from pyapp.faults import IplosFault
+    from pyapp.keyfile import describe_key_file, parse_key_file
+
+    try:
+        key_file = parse_key_file(bytes(raw.to_bytes()))
+        key_file.check_dates(_today(today))
+    except IplosFault as fault:
+        return _fault(fault)
+    warning = key_file.expiry_warning(_today(today))
+    return json.dumps({"lines": describe_key_file(key_file), "warning": warning})
+
+
+async def encrypt(run: Any) -> str:
+    """One run; ``run`` is the JavaScript object of web/worker.js (read, write, progress)."""
+    from pyapp.faults import IplosFault
+
+    params = json.loads(run.params)
+    try:
+        return await _encrypt(run, params)
+    except IplosFault as fault:
+        return _fault(fault)
+    except Exception as error:  # never show details: they might hold person data
+        print(f"IPLOS Krypt: uventet {type(error).__name__}", file=sys.stderr)
+        return json.dumps({"fault": {"field": "form", "message": UNEXPECTED}})
+
+
+async def _encrypt(run: Any, params: dict[str, Any]) -> str:
+    from pyapp.contact import Contact
+    from pyapp.crypto.webcrypto import WebCryptoBackend
+    from pyapp.faults import (
+        DataFileUnreadable,
+        KeyFileUnreadable,
+        MissingDataFile,
+        MissingKeyFile,
+        MissingOutputFile,
+    )
+    from pyapp.keyfile import parse_key_file
+    from pyapp.message import MessageEncryptor
+
+    # The seed's checks in the seed's order (pyapp.encrypt_file.check_form), before reading.
+    if not params.get("data"):
+        raise MissingDataFile()
+    if not str(params.get("out") or "").strip():
+        raise MissingOutputFile()
+    if not params.get("keys"):
+        raise MissingKeyFile()
+    contact = Contact.validated(params.get("email"), params.get("name"), params.get("mobile"))
+    today = _today(params.get("today") or "")
+    try:
+        raw_keys = bytes((await run.readKeys()).to_bytes())
+    except JsException:
+        raise KeyFileUnreadable() from None
+    key_file = parse_key_file(raw_keys)
+    key_file.check_dates(today)
+
+    encryptor = MessageEncryptor(key_file, contact, WebCryptoBackend(), today)
+    size = int(run.dataSize)
+    offset = 0
+    while offset < size:
+        if run.cancelled:
+            return json.dumps({"cancelled": True})
+        try:
+            chunk = bytes((await run.read(offset, CHUNK_BYTES)).to_bytes())
+        except JsException:
+            raise DataFileUnreadable() from None
+        if not chunk:
+            raise DataFileUnreadable()
+        offset += len(chunk)
+        out = await encryptor.feed(chunk)
+        if out:
+            run.write(to_js(out))
+        run.progress(encryptor.bytes_read, encryptor.persons, False)
+    if run.cancelled:
+        return json.dumps({"cancelled": True})
+    run.write(to_js(await encryptor.finish()))
+    run.progress(encryptor.bytes_read, encryptor.persons, True)
+    summary = encryptor.summary
+    sender = summary.sender
+    return json.dumps(
+        {
+            "summary": {
+                "persons": summary.persons,
+                "kommunenummer": sender.kommunenummer if sender else "",
+                "bydelsnummer": sender.bydelsnummer if sender else "",
+                "organisasjonsnummer": sender.organisasjonsnummer if sender else "",
+                "avsender": sender.navn if sender else "",
+                "outputBytes": summary.output_bytes,
+                "sha256": summary.sha256,
+                "keyFileLines": summary.key_file_lines,
+                "warnings": summary.warnings,
+            }
+        }
+    )
+
+
+def modules() -> str:
+    """The modules loaded so far and where from (tests: is the trimmed stdlib enough?)."""
+    loaded = sorted(
+        name for name, module in sys.modules.items() if getattr(module, "__file__", None)
+    )
+    return json.dumps(loaded)
