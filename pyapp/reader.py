@@ -501,16 +501,26 @@ class IplosReader:
         finally:
             self._scan_pos, self._scan_line = pos + offset, line
 
-    def _scan_other(self, pos: int, end: int, line: int, final: bool) -> tuple[int, int] | None:
-        """Anything but a fast-path person: the end of Personer, a fault, or the slow path."""
-        buffer = self._buffer
-        lead = _LEADING_MISC_RE.match(buffer, pos, end)
+    def _next_markup(self, pos: int, end: int, line: int, parent: str) -> tuple[int, int] | None:
+        """Skip whitespace and comments; the next '<' and its line, or None if not read yet.
+
+        Text there (not markup) is refused as text directly in ``parent``."""
+        lead = _LEADING_MISC_RE.match(self._buffer, pos, end)
         after_misc = lead.end() if lead else pos
         if after_misc >= end:
             return None
-        next_line = line + buffer.count(b"\n", pos, after_misc)
-        if buffer[after_misc] != 0x3C:  # text between persons
-            raise faults.unexpected_text("Personer", next_line)
+        next_line = line + self._buffer.count(b"\n", pos, after_misc)
+        if self._buffer[after_misc] != 0x3C:  # '<'
+            raise faults.unexpected_text(parent, next_line)
+        return after_misc, next_line
+
+    def _scan_other(self, pos: int, end: int, line: int, final: bool) -> tuple[int, int] | None:
+        """Anything but a fast-path person: the end of Personer, a fault, or the slow path."""
+        buffer = self._buffer
+        found = self._next_markup(pos, end, line, "Personer")
+        if found is None:
+            return None
+        after_misc, next_line = found
         if buffer.startswith(b"</", after_misc):  # well-formed: this is </Personer>
             close = buffer.find(b">", after_misc, end)
             if close < 0:
@@ -522,13 +532,10 @@ class IplosReader:
     def _scan_after_persons(self, pos: int, end: int, line: int) -> tuple[int, int] | None:
         """Between </Personer> and </IPLOS> only whitespace and comments may stand."""
         buffer = self._buffer
-        lead = _LEADING_MISC_RE.match(buffer, pos, end)
-        after_misc = lead.end() if lead else pos
-        if after_misc >= end:
+        found = self._next_markup(pos, end, line, ROOT)
+        if found is None:
             return None
-        next_line = line + buffer.count(b"\n", pos, after_misc)
-        if buffer[after_misc] != 0x3C:
-            raise faults.unexpected_text(ROOT, next_line)
+        after_misc, next_line = found
         if buffer.startswith(b"</", after_misc):  # </IPLOS>: expat checks the rest
             self._mode = "done"
             return after_misc, next_line
