@@ -22,9 +22,11 @@ lint: setup
 	$(BIN)/ruff check pyapp server tests bench web
 	$(BIN)/mypy
 
-# Everything up (chromium and postgresql from Debian where missing), then every test.
+# Everything up (chromium and postgresql from Debian where missing), then every test: the
+# browser tests in a run of their own (see tests/conftest.py).
 test: setup-system page lint
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not browser"
+	$(BIN)/pytest -n 2 --dist loadgroup -m browser
 
 test-fast: setup
 	$(BIN)/pytest -m "not browser and not postgres" -x

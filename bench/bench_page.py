@@ -30,6 +30,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from krypt_testlib import CHROMIUM, CHROMIUM_ARGS, CONTACT, PAGE, open_krypt  # noqa: E402

@@ -14,6 +14,7 @@ Layers (threat model in docs/trusselmodell.md):
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import datetime as dt
 import hashlib
@@ -106,6 +107,7 @@ class MessageEncryptor:
         self._base64 = Base64Stream()
         self._batch: list[PersonRecord] = []
         self._numbered = 0  # persons already given a lopenummer
+        self._sealing: tuple[int, list[PersonRecord], asyncio.Future[list[bytes]]] | None = None
         self._record_namespaces = b""
         self._sha256 = hashlib.sha256()
         self.summary = EncryptionSummary(
@@ -125,17 +127,29 @@ class MessageEncryptor:
 
     async def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
-        for event in self._reader.feed(chunk):
-            await self._handle(event, out)
+        try:
+            for event in self._reader.feed(chunk):
+                await self._handle(event, out)
+        except BaseException:
+            self.abandon()
+            raise
         return self._emit(out)
 
     async def finish(self) -> bytes:
+        try:
+            return await self._finish()
+        except BaseException:
+            self.abandon()
+            raise
+
+    async def _finish(self) -> bytes:
         out: list[bytes] = []
         for event in self._reader.close():
             await self._handle(event, out)
         if self._tpf_stream is None:  # close() raises unless the header was read
             raise DataFileUnreadable()
         await self._flush_batch(out)
+        await self._write_sealed(out)
         count = self._numbered
         sender = self.summary.sender
         assert sender is not None
@@ -219,6 +233,12 @@ class MessageEncryptor:
         )
 
     async def _flush_batch(self, out: list[bytes]) -> None:
+        """Start sealing the current batch; write the previous one, sealed meanwhile.
+
+        In the browser WebCrypto seals on its own threads, so Python reads and formats the
+        next batch while this one is encrypted; natively nothing suspends and the order of
+        work is unchanged. The output order is always the file order.
+        """
         if not self._batch:
             return
         first = self._numbered + 1
@@ -228,14 +248,32 @@ class MessageEncryptor:
             b'<Person lopenummer="%d"%s>%s</Person>' % (first + i, namespaces, record.data_xml)
             for i, record in enumerate(self._batch)
         ]
-        sealed = await self._backend.seal_records(self._register_key, plaintexts)
+        sealing = asyncio.ensure_future(
+            self._backend.seal_records(self._register_key, plaintexts)
+        )
+        batch, self._batch = self._batch, []
+        await self._write_sealed(out)
+        self._sealing = (first, batch, sealing)
+
+    async def _write_sealed(self, out: list[bytes]) -> None:
+        """Write the batch whose sealing was started last, if any."""
+        if self._sealing is None:
+            return
+        first, batch, sealing = self._sealing
+        self._sealing = None
+        sealed = await sealing
         pieces = [
             b'<Person lopenummer="%d">%s%s</Person>'
             % (first + i, record.fodselsnummer_xml, _person_encrypted_data(cipher).encode())
-            for i, (record, cipher) in enumerate(zip(self._batch, sealed, strict=True))
+            for i, (record, cipher) in enumerate(zip(batch, sealed, strict=True))
         ]
-        self._batch = []
         await self._tpf_write_bytes(b"".join(pieces), out)
+
+    def abandon(self) -> None:
+        """After a fault or a cancel: stop a sealing still under way (nothing is written)."""
+        if self._sealing is not None:
+            self._sealing[2].cancel()
+            self._sealing = None
 
     async def _tpf_write(self, text: str, out: list[bytes]) -> None:
         await self._tpf_write_bytes(text.encode(), out)

@@ -1,7 +1,8 @@
 """Fixtures for the browser tests: Debian's Chromium, the built page, keys and key files.
 
 The page is built by ``make page`` (``make test`` runs it first); these tests fail with a clear
-message when dist/ipis-krypt.html is missing. One browser per test session (xdist worker).
+message when dist/ipis-krypt.html is missing. The browser itself is the ``browser`` fixture of
+tests/conftest.py, one per test process.
 """
 
 from __future__ import annotations
@@ -9,11 +10,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pathlib
-from collections.abc import Iterator
 
 import pytest
-from krypt_testlib import CHROMIUM, CHROMIUM_ARGS, PAGE, TODAY, Keys
-from playwright.sync_api import Browser, sync_playwright
+from krypt_testlib import PAGE, TODAY, Keys
 
 from pyapp.keyfile import render_key_file
 from pyapp.keygen import generate_keys
@@ -24,16 +23,6 @@ def page_url() -> str:
     if not PAGE.exists():
         pytest.fail("dist/ipis-krypt.html mangler: kjør `make page` før nettlesertestene")
     return PAGE.as_uri()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not pathlib.Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} mangler: kjør `make setup-system` (Debian-pakken chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="session")

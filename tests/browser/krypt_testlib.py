@@ -6,12 +6,12 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import io
-import os
 import pathlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from chromium_launch import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - re-exported for the bench
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import Browser, BrowserContext, Page, Route
@@ -26,15 +26,7 @@ from pyapp.reader import IplosReader, PersonRecord
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGE = ROOT / "dist" / "ipis-krypt.html"
 DOCS_IMG = ROOT / "docs" / "img"
-CHROMIUM = os.environ.get("IPIS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+
 READY_TIMEOUT_S = 60
 CONTACT = {"email": "iplos@kommune.no", "name": "Åse Øvrebø", "mobile": "912 34 567"}
 LOCAL_SCHEMES = ("file:", "blob:", "data:")

@@ -17,9 +17,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("server-browser")]
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = REPO / "docs" / "img"
 FORMAT = "Ugyldig format på kryptert melding. Kjøringen avsluttes"
@@ -37,14 +34,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
              numbers[2], "--pin-stdin", *instance, stdin=pin + "\n", env=env)
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
