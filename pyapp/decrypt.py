@@ -22,7 +22,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import AEADDecryptionContext, Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .contact import Contact
@@ -88,7 +88,7 @@ class _GcmOpener:
         self._sink = sink
         self._head = b""
         self._held = b""
-        self._decryptor: object | None = None
+        self._decryptor: AEADDecryptionContext | None = None
 
     def feed(self, data: bytes) -> None:
         if self._decryptor is None:
@@ -101,51 +101,55 @@ class _GcmOpener:
         cut = max(0, len(data) - GCM_TAG_BYTES)
         self._held = data[cut:]
         if cut:
-            self._sink.write(self._decryptor.update(data[:cut]))  # type: ignore[attr-defined]
+            self._sink.write(self._decryptor.update(data[:cut]))
 
     def finish(self, layer: str) -> None:
         if self._decryptor is None or len(self._held) != GCM_TAG_BYTES:
             raise EncryptedFormatFault(f"{layer} er for kort")
         try:
-            self._sink.write(self._decryptor.finalize_with_tag(self._held))  # type: ignore[attr-defined]
+            self._sink.write(self._decryptor.finalize_with_tag(self._held))
         except InvalidTag:
             raise DecryptionFailed(
                 f"{layer} kunne ikke dekrypteres: filen er endret eller skadet."
             ) from None
 
 
+class _TpfLayerDecryption:
+    """Receives the TPF layer's base64 text from the envelope parser and decrypts it.
+
+    The content key is unwrapped when the first text arrives: in our format the EncryptedKey
+    has been read by then, as it comes before the ciphertext."""
+
+    def __init__(self, private_key: rsa.RSAPrivateKey, sink: BinaryIO) -> None:
+        self._private_key = private_key
+        self._sink = sink
+        self.parser = EnvelopeParser(self.on_cipher_text)
+        self._decoder = _Base64Decoder()
+        self._opener: _GcmOpener | None = None
+
+    def on_cipher_text(self, text: str) -> None:
+        if self._opener is None:
+            assert self.parser.root is not None
+            envelope = read_envelope(self.parser.root)
+            key = unwrap_key(self._private_key, envelope.tpf_key, "TPF-laget")
+            self._opener = _GcmOpener(key, self._sink)
+        self._opener.feed(self._decoder.feed(text))
+
+    def finish(self) -> None:
+        if self._opener is None:
+            raise EncryptedFormatFault("TPF-laget er tomt")
+        self._decoder.finish()
+        self._opener.finish("TPF-laget")
+
+
 def open_tpf_layer(
     source: BinaryIO, tpf_private_key: rsa.RSAPrivateKey, sink: BinaryIO
 ) -> Envelope:
-    """Decrypt the TPF layer into ``sink`` as a stream; return the clear envelope.
-
-    The content key is unwrapped as soon as the EncryptedKey has been read, which in our
-    format is before the ciphertext starts.
-    """
-    state: dict[str, object] = {}
-
-    def on_cipher_text(text: str) -> None:
-        opener = state.get("opener")
-        if opener is None:
-            assert parser.root is not None
-            envelope = read_envelope(parser.root)
-            key = unwrap_key(tpf_private_key, envelope.tpf_key, "TPF-laget")
-            opener = state["opener"] = _GcmOpener(key, sink)
-            state["decoder"] = _Base64Decoder()
-            state["envelope"] = envelope
-        assert isinstance(opener, _GcmOpener)
-        decoder = state["decoder"]
-        assert isinstance(decoder, _Base64Decoder)
-        opener.feed(decoder.feed(text))
-
-    parser = EnvelopeParser(on_cipher_text)
-    root = parser.parse(source)
+    """Decrypt the TPF layer into ``sink`` as a stream; return the clear envelope."""
+    decryption = _TpfLayerDecryption(tpf_private_key, sink)
+    root = decryption.parser.parse(source)
     envelope = read_envelope(root)  # the whole structure, now including what follows
-    opener, decoder = state.get("opener"), state.get("decoder")
-    if not isinstance(opener, _GcmOpener) or not isinstance(decoder, _Base64Decoder):
-        raise EncryptedFormatFault("TPF-laget er tomt")
-    decoder.finish()
-    opener.finish("TPF-laget")
+    decryption.finish()
     return envelope
 
 
