@@ -11,6 +11,8 @@ from enum import Enum
 _K1_WEIGHTS = (3, 7, 6, 1, 8, 9, 4, 5, 2, 1)  # d1..d9 and k1 itself
 _K2_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2, 1)  # d1..d9, k1 and k2 itself
 _ORGNR_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
+_K1_OFFSET = 48 * sum(_K1_WEIGHTS)  # ord("0") times the weights
+_K2_OFFSET = 48 * sum(_K2_WEIGHTS)
 
 # Skatteetaten's new numbers from 2032: the weighted sum including k1 may leave the remainder
 # 0, 1, 2 or 3 (before: only 0). Both rules hold in parallel, so the new one, a superset of the
@@ -41,18 +43,15 @@ def fnr_check_digits_ok(number: str) -> bool:
     """True when both check digits are right (by the pre-2032 or the 2032 rule for k1)."""
     if len(number) != 11 or not number.isascii() or not number.isdigit():
         return False
-    # Written out: this runs once per person, 100 000 times for a large municipality.
-    d = number.encode("ascii")  # digit values are byte - 48; the offsets cancel mod 11 below
-    k1_sum = (
-        3 * d[0] + 7 * d[1] + 6 * d[2] + 1 * d[3] + 8 * d[4]
-        + 9 * d[5] + 4 * d[6] + 5 * d[7] + 2 * d[8] + 1 * d[9]
-    ) - 48 * sum(_K1_WEIGHTS)
+    # Written out on unpacked bytes: this runs once per person, 100 000 times for a large
+    # municipality. Bytes are digit + 48; the 48s are taken off as 48 x the sum of weights.
+    a, b, c, d, e, f, g, h, i, j, k = number.encode("ascii")
+    k1_sum = (3 * a + 7 * b + 6 * c + d + 8 * e + 9 * f + 4 * g + 5 * h + 2 * i + j) - _K1_OFFSET
     if k1_sum % 11 not in _K1_ACCEPTED_REMAINDERS:
         return False
     k2_sum = (
-        5 * d[0] + 4 * d[1] + 3 * d[2] + 2 * d[3] + 7 * d[4] + 6 * d[5]
-        + 5 * d[6] + 4 * d[7] + 3 * d[8] + 2 * d[9] + 1 * d[10]
-    ) - 48 * sum(_K2_WEIGHTS)
+        5 * a + 4 * b + 3 * c + 2 * d + 7 * e + 6 * f + 5 * g + 4 * h + 3 * i + 2 * j + k
+    ) - _K2_OFFSET
     return k2_sum % 11 == 0
 
 

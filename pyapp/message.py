@@ -128,8 +128,7 @@ class MessageEncryptor:
     async def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
         try:
-            for event in self._reader.feed(chunk):
-                await self._handle(event, out)
+            await self._handle_all(self._reader.feed(chunk), out)
         except BaseException:
             self.abandon()
             raise
@@ -144,8 +143,7 @@ class MessageEncryptor:
 
     async def _finish(self) -> bytes:
         out: list[bytes] = []
-        for event in self._reader.close():
-            await self._handle(event, out)
+        await self._handle_all(self._reader.close(), out)
         if self._tpf_stream is None:  # close() raises unless the header was read
             raise DataFileUnreadable()
         await self._flush_batch(out)
@@ -186,13 +184,17 @@ class MessageEncryptor:
         self.summary.output_bytes += len(data)
         return data
 
-    async def _handle(self, event: Header | PersonRecord, out: list[bytes]) -> None:
-        if isinstance(event, Header):
-            await self._begin(event, out)
-            return
-        self._batch.append(event)
-        if len(self._batch) >= RECORDS_PER_BATCH:
-            await self._flush_batch(out)
+    async def _handle_all(self, events: list[Header | PersonRecord], out: list[bytes]) -> None:
+        """Persons go into the batch without a coroutine each (100 000 of them)."""
+        batch = self._batch
+        for event in events:
+            if isinstance(event, Header):
+                await self._begin(event, out)
+                continue
+            batch.append(event)
+            if len(batch) >= RECORDS_PER_BATCH:
+                await self._flush_batch(out)
+                batch = self._batch
 
     async def _begin(self, header: Header, out: list[bytes]) -> None:
         self.summary.sender = header.sender
