@@ -649,11 +649,6 @@ def _check_value(node: Node, path: str) -> None:
         raise faults.invalid_value("PeriodeFra", node.line, "er etter PeriodeTil")
 
 
-def _tag_name(segment: bytes, position: int) -> str:
-    match = _TAG_NAME_RE.match(segment, position)
-    return match.group(1).decode("utf-8", "replace") if match else "?"
-
-
 def _innermost_open(xml: bytes, first_line: int) -> tuple[str, int] | None:
     """Re-scan a segment's bytes with a full element stack (only on the fault path)."""
     stack: list[tuple[str, int]] = []
