@@ -13,6 +13,7 @@ setup-system:
 # IPLOS Krypt: one self-contained HTML file (issue: the offline encryption page).
 page: setup
 	$(BIN)/python web/build.py
+	mkdir -p server/send/page && cp dist/ipis-krypt.html server/send/page/ipis-krypt.html
 
 # Everything up, then the send module on http://127.0.0.1:8000 with demo keys and account.
 run: page

@@ -44,7 +44,7 @@ MB = 1_000_000
 
 def ipis() -> list[str]:
     script = pathlib.Path(sys.executable).with_name("ipis")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pyapp"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ipis_server"]
 
 
 def run_measured(command: list[str]) -> tuple[float, float, float, str]:
@@ -118,7 +118,7 @@ def startup() -> dict[str, tuple[float, float]]:
     figures = {}
     for label, command in (
         ("ipis --version", [*ipis(), "--version"]),
-        ("import pyapp core", [sys.executable, "-c", "import pyapp.cli, pyapp.encrypt_file"]),
+        ("import the core", [sys.executable, "-c", "import ipis_core.cli, ipis_core.encrypt_file"]),
     ):
         runs = [run_measured(command) for _ in range(3)]
         figures[label] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))

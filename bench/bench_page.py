@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from krypt_testlib import CHROMIUM, CHROMIUM_ARGS, CONTACT, PAGE, open_krypt  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from pyapp.keyfile import render_key_file  # noqa: E402
-from pyapp.keygen import generate_keys  # noqa: E402
+from ipis_core.keyfile import render_key_file  # noqa: E402
+from ipis_core.keygen import generate_keys  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 WORK = OUT / "page"
@@ -48,7 +48,7 @@ TARGETS = {"ready_s": 3.0, "50mb_s": 8.0, "ratio": 3.0, "html_mb": 12.0}
 
 def ipis() -> list[str]:
     script = pathlib.Path(sys.executable).with_name("ipis")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pyapp"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ipis_server"]
 
 
 def make_input(size: int) -> pathlib.Path:

@@ -42,7 +42,7 @@ CHUNK = 1 << 20
 
 def ipis(*args: str) -> str:
     return subprocess.run(
-        [sys.executable, "-m", "pyapp", *args], check=True, capture_output=True, text=True,
+        [sys.executable, "-m", "ipis_server", *args], check=True, capture_output=True, text=True,
         cwd=REPO,
     ).stdout
 
@@ -110,7 +110,7 @@ class Server:
         self.log = instance.parent / "serve.log"
         with self.log.open("w") as handle:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "pyapp", "serve", "--port", str(self.port),
+                [sys.executable, "-m", "ipis_server", "serve", "--port", str(self.port),
                  "--instance", str(instance)],
                 stdout=handle, stderr=subprocess.STDOUT, cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "IPIS_DATABASE_URL": "",

@@ -1,8 +1,9 @@
-"""The ``ipis`` command line tool.
+"""The core's commands of the ``ipis`` command line tool: encrypt, keys, inspect, demo-data.
 
-Faults are printed as their Norwegian message on standard error with exit status 1; a
-missing option of ``ipis encrypt`` gives the seed's message for that form field rather than
-an argparse usage error.
+The whole command line is composed in ``ipis_server.cli``, which adds these to the servers'
+commands; the core never imports the servers. Faults are printed as their Norwegian message
+on standard error with exit status 1 (``run``); a missing option of ``ipis encrypt`` gives
+the seed's message for that form field rather than an argparse usage error.
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ from . import __version__
 from .faults import IplosFault
 
 Handler = Callable[[argparse.Namespace], int]
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
 
 
-def register_commands(add: Callable[[argparse._SubParsersAction], None]) -> None:  # type: ignore[type-arg]
-    """Let other packages (the server) add subcommands without the core importing them."""
-    _EXTENSIONS.append(add)
-
-
-def _date(value: str) -> dt.date:
+def parse_date(value: str) -> dt.date:
+    """An argparse type: an ISO date, with the error in Norwegian."""
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
@@ -107,17 +103,14 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the core's commands to the composed ``ipis`` parser."""
     from .demo_data import ENCODINGS
-
-    parser = argparse.ArgumentParser(prog="ipis", description="IPLOS innsendingssystem")
-    parser.add_argument("--version", action="version", version=f"ipis {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
 
     encrypt = commands.add_parser("encrypt", help="krypter en IPLOS-datafil")
     for option in ("--data", "--out", "--keys", "--email", "--name", "--mobile"):
         encrypt.add_argument(option)
-    encrypt.add_argument("--today", type=_date, help=argparse.SUPPRESS)  # tests: fixed date
+    encrypt.add_argument("--today", type=parse_date, help=argparse.SUPPRESS)  # tests: fixed date
     encrypt.set_defaults(handler=cmd_encrypt)
 
     keys = commands.add_parser("keys", help="krypteringsnøkler").add_subparsers(
@@ -125,12 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate = keys.add_parser("generate", help="lag nøkkelpar og nøkkelfil")
     generate.add_argument("--out-dir", required=True)
-    generate.add_argument("--valid-from", type=_date, required=True)
+    generate.add_argument("--valid-from", type=parse_date, required=True)
     generate.add_argument("--bits", type=int, default=3072, choices=(2048, 3072, 4096))
     generate.set_defaults(handler=cmd_keys_generate)
     show = keys.add_parser("show", help="vis fingeravtrykk og datoer i en nøkkelfil")
     show.add_argument("file")
-    show.add_argument("--today", type=_date, help=argparse.SUPPRESS)
+    show.add_argument("--today", type=parse_date, help=argparse.SUPPRESS)
     show.set_defaults(handler=cmd_keys_show)
 
     inspect = commands.add_parser("inspect", help="vis klartekstdelen av en kryptert fil")
@@ -145,37 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--encoding", default="UTF-8", choices=ENCODINGS)
     demo.set_defaults(handler=cmd_demo_data)
 
-    for add in _EXTENSIONS:
-        add(commands)
-    return parser
+
+def new_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:  # type: ignore[type-arg]
+    """The top-level parser, without commands: the composition adds them."""
+    parser = argparse.ArgumentParser(prog="ipis", description="IPLOS innsendingssystem")
+    parser.add_argument("--version", action="version", version=f"ipis {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    return parser, commands
 
 
-CORE_COMMANDS = frozenset({"encrypt", "keys", "inspect", "demo-data"})
-
-
-def _load_extensions(argv: Sequence[str]) -> None:
-    """The server package adds serve, worker and account when it is installed.
-
-    Core commands never import it: they must run where Flask and the database are absent
-    (and start fast).
-    """
-    if argv and argv[0] in CORE_COMMANDS:
-        return
-    import importlib
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec("server.cli") is not None
-    except ModuleNotFoundError:
-        found = False
-    if found:
-        importlib.import_module("server.cli")  # registers its commands on import
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    _load_extensions(arguments)
-    args = build_parser().parse_args(arguments)
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse and run one command; a fault is its message on standard error, status 1."""
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -185,7 +159,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Avbrutt.", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

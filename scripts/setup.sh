@@ -32,6 +32,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -
   .venv/bin/pip install -q -c requirements.lock -e '.[test]'
   touch "$stamp"
 fi
+# mypy cannot follow the editable install's import hook: it finds the installed names here.
+mkdir -p .venv/typing
+ln -sfn "$PWD/pyapp" .venv/typing/ipis_core
+ln -sfn "$PWD/server" .venv/typing/ipis_server
 
 if [ ! -f node_modules/.installed ] || [ package-lock.json -nt node_modules/.installed ]; then
   npm ci --no-audit --no-fund --loglevel=error

@@ -1,27 +1,5 @@
-"""The send module (sendemodul): Flask app, account administration and the TPF outbox.
+"""IPIS servers: the send module (``send``), and the shared database and storage helpers.
 
-Imports are lazy: ``ipis`` loads ``server.cli`` on every run (also ``ipis encrypt``), and that
-must not pay for importing Flask, SQLAlchemy and Alembic.
+Installed as ``ipis_server`` from the ``server/`` folder. ``cli`` composes the ``ipis``
+command line from the core's and the servers' commands.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .app import create_app
-    from .config import Config
-
-__all__ = ["Config", "create_app"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from .app import create_app
-
-        return create_app
-    if name == "Config":
-        from .config import Config
-
-        return Config
-    raise AttributeError(name)

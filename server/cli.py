@@ -1,267 +1,30 @@
-"""``ipis serve``, ``ipis worker`` and ``ipis account``: added to the core's CLI on import."""
+"""The ``ipis`` command line, composed in this one place from the core's and the servers' commands.
+
+The core (``ipis_core``) never imports the servers; this module imports both. Handlers import
+Flask, SQLAlchemy and the rest only when they run, so ``ipis encrypt`` starts fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import logging
 import sys
-import threading
-from pathlib import Path
+from collections.abc import Sequence
 
-from pyapp.cli import register_commands
+from ipis_core import cli as core_cli
 
-from .config import Config, ConfigError
-
-DEMO_KOMMUNENUMMER = "0301"
-DEMO_BYDELSNUMMER = "00"
-DEMO_ORGANISASJONSNUMMER = "922542570"  # `ipis demo-data`'s sender
-DEMO_KEY_BITS = 2048  # demo only: 3072-bit generation takes many seconds at every first start
+from .send import commands as send_commands
 
 
-def _config(args: argparse.Namespace) -> Config:
-    try:
-        return Config.from_env(args.instance)
-    except ConfigError as error:
-        raise SystemExit(str(error)) from None
+def build_parser() -> argparse.ArgumentParser:
+    parser, commands = core_cli.new_parser()
+    core_cli.add_commands(commands)
+    send_commands.add_commands(commands)
+    return parser
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def main(argv: Sequence[str] | None = None) -> int:
+    return core_cli.run(build_parser(), argv)
 
 
-def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .db import open_database, upgrade_schema
-
-    database = open_database(_config(args).database_url)
-    upgrade_schema(database)
-    return database
-
-
-# --- account ------------------------------------------------------------------------------
-
-
-def _numbers(args: argparse.Namespace) -> tuple[str, str, str]:
-    return args.kommunenummer, args.bydelsnummer, args.organisasjonsnummer
-
-
-def cmd_account_add(args: argparse.Namespace) -> int:
-    from .accounts import AccountExists, AccountInputError, add_account
-    from .pins import PinFormatError
-
-    pin = sys.stdin.readline().strip() if args.pin_stdin else None
-    database = _open(args)
-    try:
-        with database.session() as db:
-            account, pin = add_account(db, *_numbers(args), pin=pin)
-    except (AccountInputError, AccountExists, PinFormatError) as error:
-        print(str(error), file=sys.stderr)
-        return 1
-    finally:
-        database.dispose()
-    print(f"Konto opprettet: {account.label()}")
-    if not args.pin_stdin:
-        print(f"PIN-kode: {pin}")
-        print("PIN-koden vises bare denne ene gangen; send den til kommunen i eget brev.")
-    return 0
-
-
-def cmd_account_list(args: argparse.Namespace) -> int:
-    from .accounts import list_accounts
-    from .models import utcnow
-
-    database = _open(args)
-    with database.session() as db:
-        now = utcnow()
-        for account in list_accounts(db):
-            state = "aktiv" if account.active else "deaktivert"
-            if account.locked_until and account.locked_until > now:
-                state += f", låst til {account.locked_until.isoformat(timespec='minutes')}"
-            print(
-                f"{account.kommunenummer} {account.bydelsnummer} {account.organisasjonsnummer}"
-                f"  {state}"
-            )
-    database.dispose()
-    return 0
-
-
-def _change(args: argparse.Namespace, action: str) -> int:
-    from .accounts import AccountNotFound, disable_account, enable_account, reset_pin
-    from .pins import PinFormatError
-
-    database = _open(args)
-    try:
-        with database.session() as db:
-            if action == "disable":
-                account = disable_account(db, *_numbers(args))
-                print(f"Deaktivert: {account.label()}")
-            elif action == "enable":
-                account = enable_account(db, *_numbers(args))
-                print(f"Aktivert: {account.label()}")
-            else:
-                chosen = sys.stdin.readline().strip() if args.pin_stdin else None
-                account, pin = reset_pin(db, *_numbers(args), pin=chosen)
-                print(f"Ny PIN-kode for {account.label()}")
-                if not args.pin_stdin:
-                    print(f"PIN-kode: {pin}")
-    except (AccountNotFound, PinFormatError) as error:
-        print(str(error), file=sys.stderr)
-        return 1
-    finally:
-        database.dispose()
-    return 0
-
-
-# --- serve and worker -----------------------------------------------------------------------
-
-
-def ensure_demo_keys(config: Config) -> None:
-    """Demo keys under the instance folder, made once (never for a key file set by env)."""
-    from pyapp.keygen import generate_keys, write_keys
-
-    if config.key_file.exists():
-        return
-    print(f"Lager demonøkler ({DEMO_KEY_BITS} biter) i {config.key_file.parent} …", flush=True)
-    keys = generate_keys(dt.date.today(), bits=DEMO_KEY_BITS)
-    write_keys(keys, str(config.key_file.parent))
-
-
-def ensure_demo_account(config: Config) -> str:
-    """The demo account, with a new PIN at every start (only its hash is kept)."""
-    from .accounts import add_account, find_account, reset_pin
-    from .db import open_database
-
-    database = open_database(config.database_url)
-    try:
-        with database.session() as db:
-            numbers = (DEMO_KOMMUNENUMMER, DEMO_BYDELSNUMMER, DEMO_ORGANISASJONSNUMMER)
-            if find_account(db, *numbers) is None:
-                _, pin = add_account(db, *numbers, actor="serve:demo")
-            else:
-                _, pin = reset_pin(db, *numbers, actor="serve:demo")
-    finally:
-        database.dispose()
-    return pin
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
-    from .app import create_app
-    from .outbox import start_thread
-    from .services import services
-
-    _setup_logging()
-    config = _config(args)
-    if not config.xsd_path.is_file():
-        print(f"Finner ikke XSD-en for kryptert melding: {config.xsd_path}", file=sys.stderr)
-        return 1
-    app = create_app(config)
-    lines = [f"IPLOS sendemodul: http://{args.host}:{args.port}/"]
-    if not args.no_demo:
-        ensure_demo_keys(config)
-        pin = ensure_demo_account(config)
-        lines += [
-            "Demokonto:",
-            f"  Kommunenummer:       {DEMO_KOMMUNENUMMER}",
-            f"  Bydelsnummer:        {DEMO_BYDELSNUMMER}",
-            f"  Organisasjonsnummer: {DEMO_ORGANISASJONSNUMMER}",
-            f"  PIN-kode:            {pin}",
-            f"Demonøkler: {config.key_file}",
-        ]
-    target = config.tpf_url or f"lokal innboks {config.inbox_dir}"
-    lines.append(f"Videresender til: {target}")
-    lines.append(f"Instansmappe: {config.instance_dir}")
-    server = make_server(args.host, args.port, app, threaded=True)
-    stop = threading.Event()
-    if not args.no_worker:
-        start_thread(services(app), stop)
-    print("\n".join(lines), flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        server.server_close()
-        services(app).db.dispose()
-    return 0
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    from .app import create_app
-    from .outbox import Worker
-    from .services import services
-
-    _setup_logging()
-    app = create_app(_config(args))
-    worker = Worker(services(app))
-    if args.once:
-        print(f"Behandlet {worker.drain()} innsendinger")
-        return 0
-    stop = threading.Event()
-    try:
-        worker.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-    return 0
-
-
-# --- registration ---------------------------------------------------------------------------
-
-
-def _instance_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--instance",
-        type=Path,
-        default=None,
-        help="instansmappe (standard: IPIS_INSTANCE eller ./instance)",
-    )
-
-
-def _identity_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kommunenummer", required=True)
-    parser.add_argument("--bydelsnummer", default="00")
-    parser.add_argument("--organisasjonsnummer", required=True)
-    _instance_option(parser)
-
-
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    serve = commands.add_parser("serve", help="kjør sendemodulen (med demokonto og demonøkler)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--no-demo", action="store_true", help="ingen demokonto eller demonøkler")
-    serve.add_argument("--no-worker", action="store_true", help="ingen videresendingstråd")
-    _instance_option(serve)
-    serve.set_defaults(handler=cmd_serve)
-
-    worker = commands.add_parser("worker", help="videresend mottatte filer til TPF")
-    worker.add_argument("--once", action="store_true", help="behandle det som venter, og avslutt")
-    _instance_option(worker)
-    worker.set_defaults(handler=cmd_worker)
-
-    account = commands.add_parser("account", help="kontoer for sendemodulen").add_subparsers(
-        dest="account_command", required=True
-    )
-    add = account.add_parser("add", help="opprett konto og skriv ut PIN-koden")
-    _identity_options(add)
-    add.add_argument("--pin-stdin", action="store_true", help="les PIN-koden fra standard inn")
-    add.set_defaults(handler=cmd_account_add)
-    listing = account.add_parser("list", help="vis kontoene")
-    _instance_option(listing)
-    listing.set_defaults(handler=cmd_account_list)
-    disable = account.add_parser("disable", help="deaktiver en konto")
-    _identity_options(disable)
-    disable.set_defaults(handler=lambda a: _change(a, "disable"))
-    enable = account.add_parser("enable", help="aktiver en konto igjen (opphever også låsing)")
-    _identity_options(enable)
-    enable.set_defaults(handler=lambda a: _change(a, "enable"))
-    reset = account.add_parser("reset-pin", help="ny PIN-kode (opphever også låsing)")
-    _identity_options(reset)
-    reset.add_argument("--pin-stdin", action="store_true", help="les PIN-koden fra standard inn")
-    reset.set_defaults(handler=lambda a: _change(a, "reset"))
-
-
-register_commands(add_commands)
+if __name__ == "__main__":
+    sys.exit(main())

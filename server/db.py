@@ -1,4 +1,8 @@
-"""The database handle of one app: engine and session factory, never a module global."""
+"""The database handle of one app: engine and session factory, never a module global.
+
+Shared by the send module, the TPF and the register: each has its own database and its own
+Alembic migrations folder, handed to ``upgrade_schema``.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,10 @@ def open_database(url: str) -> Database:
     return Database(engine, sessionmaker(engine, expire_on_commit=False))
 
 
-def upgrade_schema(database: Database) -> None:
+def upgrade_schema(database: Database, migrations_dir: Path) -> None:
     """``alembic upgrade head`` on this database (at startup and in test setup)."""
     config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir))
     with database.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

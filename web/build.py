@@ -7,7 +7,8 @@ Standard library only. What goes in:
   ``pyodide.js``, ``web/gcm.js`` and ``web/worker.js`` into the worker's one script
   (a worker made from a blob URL cannot import modules from a ``file://`` page);
 - a trimmed Python standard library, together with the ``ipis`` core (the modules of
-  ``pyapp/`` the browser path imports) and ``web/krypt_worker.py``, as one zip, gzip-compressed;
+  ``pyapp/`` the browser path imports, zipped under their installed name ``ipis_core``) and
+  ``web/krypt_worker.py``, as one zip, gzip-compressed;
 - ``web/index.html``, ``web/style.css`` and ``web/app.js`` inlined, and ``web/early.js``
   right after the worker's script, so the worker starts while the rest is still parsed.
 
@@ -165,7 +166,7 @@ def python_zip(full_stdlib: bool = False) -> bytes:
             out.writestr(zipfile.ZipInfo(info.filename, ZIP_DATE), source.read(info))
         for module in CORE_MODULES:
             data = (ROOT / "pyapp" / module).read_bytes()
-            out.writestr(zipfile.ZipInfo(f"pyapp/{module}", ZIP_DATE), data)
+            out.writestr(zipfile.ZipInfo(f"ipis_core/{module}", ZIP_DATE), data)
         data = (WEB / "krypt_worker.py").read_bytes()
         out.writestr(zipfile.ZipInfo("krypt_worker.py", ZIP_DATE), data)
     return compile_pyc(buffer.getvalue())

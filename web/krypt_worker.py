@@ -1,6 +1,6 @@
 """The page's Python: drives the ipis core in the worker (imported by web/worker.js).
 
-The same steps as ``ipis encrypt`` (pyapp/encrypt_file.py): the seed's form checks in the
+The same steps as ``ipis encrypt`` (ipis_core.encrypt_file): the seed's form checks in the
 seed's order, the key file read and date-checked, then the file fed through
 ``MessageEncryptor`` slice by slice. Results go back to JavaScript as JSON; a fault is its
 exact Norwegian message and the form field it concerns. Nothing here ever reports person data.
@@ -15,7 +15,7 @@ from typing import Any
 
 from pyodide.ffi import JsException, to_js
 
-import pyapp
+import ipis_core
 
 # The core is imported by ``warm_up`` just after the page says it is ready (while the operator
 # fills in the form), not before: that keeps the time to ready short. Every entry point below
@@ -30,12 +30,12 @@ UNEXPECTED = (
 
 def warm_up() -> None:
     """Import the core now (web/worker.js calls this right after ready)."""
-    import pyapp.crypto.webcrypto
-    import pyapp.message  # noqa: F401 - imports reader, keyfile, contact, faults, xmlenc
+    import ipis_core.crypto.webcrypto
+    import ipis_core.message  # noqa: F401 - imports reader, keyfile, contact, faults, xmlenc
 
 
 def info() -> str:
-    return json.dumps({"version": pyapp.__version__, "python": sys.version.split()[0]})
+    return json.dumps({"version": ipis_core.__version__, "python": sys.version.split()[0]})
 
 
 def _fault(fault: Any) -> str:
@@ -48,8 +48,8 @@ def _today(value: str) -> dt.date:
 
 def inspect_keys(raw: Any, today: str) -> str:
     """A chosen key file's fingerprints and dates, at once, so the operator can check them."""
-    from pyapp.faults import IplosFault
-    from pyapp.keyfile import describe_key_file, parse_key_file
+    from ipis_core.faults import IplosFault
+    from ipis_core.keyfile import describe_key_file, parse_key_file
 
     try:
         key_file = parse_key_file(bytes(raw.to_bytes()))
@@ -62,7 +62,7 @@ def inspect_keys(raw: Any, today: str) -> str:
 
 async def encrypt(run: Any) -> str:
     """One run; ``run`` is the JavaScript object of web/worker.js (read, write, progress)."""
-    from pyapp.faults import IplosFault
+    from ipis_core.faults import IplosFault
 
     params = json.loads(run.params)
     try:
@@ -75,19 +75,19 @@ async def encrypt(run: Any) -> str:
 
 
 async def _encrypt(run: Any, params: dict[str, Any]) -> str:
-    from pyapp.contact import Contact
-    from pyapp.crypto.webcrypto import WebCryptoBackend
-    from pyapp.faults import (
+    from ipis_core.contact import Contact
+    from ipis_core.crypto.webcrypto import WebCryptoBackend
+    from ipis_core.faults import (
         DataFileUnreadable,
         KeyFileUnreadable,
         MissingDataFile,
         MissingKeyFile,
         MissingOutputFile,
     )
-    from pyapp.keyfile import parse_key_file
-    from pyapp.message import MessageEncryptor
+    from ipis_core.keyfile import parse_key_file
+    from ipis_core.message import MessageEncryptor
 
-    # The seed's checks in the seed's order (pyapp.encrypt_file.check_form), before reading.
+    # The seed's checks in the seed's order (ipis_core.encrypt_file.check_form), before reading.
     if not params.get("data"):
         raise MissingDataFile()
     if not str(params.get("out") or "").strip():

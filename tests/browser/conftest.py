@@ -14,8 +14,8 @@ import pathlib
 import pytest
 from krypt_testlib import PAGE, TODAY, Keys
 
-from pyapp.keyfile import render_key_file
-from pyapp.keygen import generate_keys
+from ipis_core.keyfile import render_key_file
+from ipis_core.keygen import generate_keys
 
 
 @pytest.fixture(scope="session")

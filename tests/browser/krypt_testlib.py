@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
-from pyapp.contact import Contact
-from pyapp.crypto.native import NativeBackend
-from pyapp.decrypt import OpenedMessage, open_message
-from pyapp.keyfile import KeyFile
-from pyapp.message import MessageEncryptor
-from pyapp.reader import IplosReader, PersonRecord
+from ipis_core.contact import Contact
+from ipis_core.crypto.native import NativeBackend
+from ipis_core.decrypt import OpenedMessage, open_message
+from ipis_core.keyfile import KeyFile
+from ipis_core.message import MessageEncryptor
+from ipis_core.reader import IplosReader, PersonRecord
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGE = ROOT / "dist" / "ipis-krypt.html"

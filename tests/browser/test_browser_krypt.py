@@ -13,7 +13,7 @@ import pytest
 from krypt_testlib import TODAY, Keys, Krypt, decrypt, input_records, open_krypt, person_data
 from playwright.sync_api import Browser
 
-from pyapp.demo_data import document_bytes
+from ipis_core.demo_data import document_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("page")]
 
@@ -135,7 +135,7 @@ def test_fault_messages_match_the_native_core(
     krypt: Krypt, tmp_path: pathlib.Path, key_files: dict[str, pathlib.Path]
 ) -> None:
     """Other faults of the data file: the page shows what the same Python says natively."""
-    from pyapp.faults import IplosFault
+    from ipis_core.faults import IplosFault
 
     text = document_bytes(2, seed=12).decode()
     cases = [

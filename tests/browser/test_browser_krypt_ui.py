@@ -15,7 +15,7 @@ import pytest
 from krypt_testlib import CONTACT, DOCS_IMG, PAGE, ROOT, Keys, Krypt, decrypt, open_krypt
 from playwright.sync_api import Browser, Page
 
-from pyapp.demo_data import document_bytes
+from ipis_core.demo_data import document_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("page")]
 

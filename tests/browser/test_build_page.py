@@ -59,14 +59,14 @@ def embedded_zip(html: bytes) -> zipfile.ZipFile:
 def test_python_is_trimmed_and_compiled(html: bytes) -> None:
     names = set(embedded_zip(html).namelist())
     for needed in (
-        "pyapp/reader.pyc", "pyapp/message.pyc", "pyapp/crypto/webcrypto.pyc",
+        "ipis_core/reader.pyc", "ipis_core/message.pyc", "ipis_core/crypto/webcrypto.pyc",
         "krypt_worker.pyc", "xml/parsers/expat.pyc", "encodings/utf_16.pyc",
         "encodings/cp1252.pyc", "encodings/latin_1.pyc", "encodings/utf_8_sig.pyc",
         "hashlib.pyc", "hmac.pyc", "base64.pyc", "secrets.pyc", "dataclasses.pyc",
         "datetime.pyc", "asyncio/__init__.pyc",
     ):  # fmt: skip
         assert needed in names, needed
-    for left_out in ("pyapp/crypto/native.pyc", "pyapp/keygen.pyc", "pyapp/cli.pyc",
+    for left_out in ("ipis_core/crypto/native.pyc", "ipis_core/keygen.pyc", "ipis_core/cli.pyc",
                      "unittest/__init__.pyc", "email/__init__.pyc", "http/client.pyc",
                      "encodings/big5.pyc", "sqlite3/__init__.pyc", "pydoc.pyc"):
         assert left_out not in names, left_out

@@ -7,8 +7,8 @@ import pathlib
 import pytest
 from ipis_testlib import VALID_FROM, Keys
 
-from pyapp.keyfile import render_key_file
-from pyapp.keygen import generate_keys
+from ipis_core.keyfile import render_key_file
+from ipis_core.keygen import generate_keys
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lxml import etree
 
-from pyapp.contact import Contact
-from pyapp.crypto.native import NativeBackend
-from pyapp.message import EncryptionSummary, MessageEncryptor
+from ipis_core.contact import Contact
+from ipis_core.crypto.native import NativeBackend
+from ipis_core.message import EncryptionSummary, MessageEncryptor
 
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 XENC11 = "http://www.w3.org/2009/xmlenc11#"

@@ -12,8 +12,8 @@ import sys
 import pytest
 from ipis_testlib import FNR, TODAY, VECTORS, document, person
 
-from pyapp.cli import main
-from pyapp.demo_data import document_bytes
+from ipis_core.demo_data import document_bytes
+from ipis_server.cli import main
 
 FAULTS = json.loads((VECTORS / "iplos" / "faults.json").read_text(encoding="utf-8"))
 CONTACT_ARGS = ["--email", "iplos@kommune.no", "--name", "Åse Ødegård", "--mobile", "912 34 567"]
@@ -249,7 +249,7 @@ def test_subprocess_exit_status_and_no_traceback(folders, key_file_path) -> None
     _, target = folders
     data = VECTORS / "iplos" / "faults" / "mismatch-in-person.xml"
     result = subprocess.run(
-        [sys.executable, "-m", "pyapp", "encrypt", "--data", str(data), "--out",
+        [sys.executable, "-m", "ipis_server", "encrypt", "--data", str(data), "--out",
          str(target / "k.xml"), "--keys", str(key_file_path), *CONTACT_ARGS,
          "--today", TODAY.isoformat()],
         capture_output=True, text=True, timeout=60,
@@ -258,7 +258,7 @@ def test_subprocess_exit_status_and_no_traceback(folders, key_file_path) -> None
     assert result.stdout == ""
     assert result.stderr.startswith("Feil i innholdet i IPLOS filen: Starten på feltet Vurdering")
     assert os.listdir(target) == []
-    result = subprocess.run([sys.executable, "-m", "pyapp", "encrypt"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "ipis_server", "encrypt"], capture_output=True,
                             text=True, timeout=60)
     assert (result.returncode, result.stderr) == (1, "IPLOS datafil mangler\n")
 
@@ -276,7 +276,7 @@ def test_key_file_expiring_soon_warns_but_encrypts(capsys, folders, key_file_pat
 
 
 def test_check_digit_warning_lists_at_most_20_lines() -> None:
-    from pyapp.message import check_digit_warning
+    from ipis_core.message import check_digit_warning
 
     warning = check_digit_warning(list(range(21, 21 + 8 * 25, 8)))
     assert warning is not None
@@ -291,7 +291,7 @@ def test_core_commands_do_not_import_the_server_stack() -> None:
     path = VECTORS / "keyfiles" / "utf-8.txt"
     code = (
         "import sys\n"
-        "from pyapp.cli import main\n"
+        "from ipis_server.cli import main\n"
         f"status = main(['keys', 'show', {str(path)!r}, '--today', '2026-06-01'])\n"
         "heavy = sorted(m for m in ('flask', 'sqlalchemy', 'alembic', 'argon2')"
         " if m in sys.modules)\n"
@@ -305,7 +305,7 @@ def test_core_commands_do_not_import_the_server_stack() -> None:
 def test_interrupt_mid_file_leaves_no_temp_file(
     capsys, folders, key_file_path, monkeypatch
 ) -> None:
-    from pyapp.message import MessageEncryptor
+    from ipis_core.message import MessageEncryptor
 
     source, target = folders
     (source / "data.xml").write_bytes(document_bytes(6000, seed=6))  # ~3 MB: several chunks

@@ -8,9 +8,9 @@ import os
 import pytest
 from ipis_testlib import VECTORS, Keys, encrypt_bytes, parse
 
-from pyapp.cli import main
-from pyapp.demo_data import ENCODINGS, document_bytes
-from pyapp.identifiers import FnrKind, fnr_check_digits_ok, fnr_kind
+from ipis_core.demo_data import ENCODINGS, document_bytes
+from ipis_core.identifiers import FnrKind, fnr_check_digits_ok, fnr_kind
+from ipis_server.cli import main
 
 
 def test_demo_data_is_deterministic_for_a_seed() -> None:

@@ -6,8 +6,8 @@ import io
 
 from ipis_testlib import VECTORS, canonical, input_persons, parse
 
-from pyapp import decrypt
-from pyapp.keyfile import parse_key_file
+from ipis_core import decrypt
+from ipis_core.keyfile import parse_key_file
 
 FOLDER = VECTORS / "message"
 
@@ -38,7 +38,7 @@ def test_non_ascii_in_a_cipher_value_is_a_format_fault_not_a_traceback() -> None
     """binascii.a2b_base64 raises ValueError (not binascii.Error) for non-ASCII str input."""
     import pytest
 
-    from pyapp.faults import IplosFault
+    from ipis_core.faults import IplosFault
 
     data = (FOLDER / "kryptert.xml").read_bytes()
     tpf = decrypt.load_private_key((FOLDER / "tpf-privat.pem").read_bytes())
@@ -55,8 +55,8 @@ def test_unknown_encoding_in_an_encrypted_message_is_a_format_fault() -> None:
     """expat raises LookupError (not ExpatError) for an encoding it does not know."""
     import pytest
 
-    from pyapp.faults import IplosFault
-    from pyapp.inspect import inspect_file
+    from ipis_core.faults import IplosFault
+    from ipis_core.inspect import inspect_file
 
     data = (FOLDER / "kryptert.xml").read_bytes().replace(b'encoding="UTF-8"', b'encoding="X-8"', 1)
     tpf = decrypt.load_private_key((FOLDER / "tpf-privat.pem").read_bytes())

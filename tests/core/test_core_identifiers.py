@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ipis_testlib import VECTORS
 
-from pyapp.identifiers import FnrKind, fnr_check_digits, fnr_check_digits_ok, fnr_kind, orgnr_ok
+from ipis_core.identifiers import FnrKind, fnr_check_digits, fnr_check_digits_ok, fnr_kind, orgnr_ok
 
 DATA = json.loads((VECTORS / "fodselsnummer.json").read_text(encoding="utf-8"))
 KINDS = {

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from ipis_testlib import VECTORS, Keys
 
-from pyapp.cli import main
-from pyapp.faults import KeyFileExpired, KeyFileInvalid, KeyFileNotYetValid
-from pyapp.keyfile import describe_key_file, parse_key_file, render_key_file
-from pyapp.rsakey import RsaPublicKey
+from ipis_core.faults import KeyFileExpired, KeyFileInvalid, KeyFileNotYetValid
+from ipis_core.keyfile import describe_key_file, parse_key_file, render_key_file
+from ipis_core.rsakey import RsaPublicKey
+from ipis_server.cli import main
 
 EXPECTED = json.loads((VECTORS / "keyfiles" / "expected.json").read_text(encoding="utf-8"))
 

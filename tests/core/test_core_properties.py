@@ -18,7 +18,7 @@ from ipis_testlib import (
 )
 from lxml import etree
 
-from pyapp.faults import IplosFault
+from ipis_core.faults import IplosFault
 
 SETTINGS = settings(max_examples=120, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -221,8 +221,8 @@ def test_arbitrary_bytes_never_give_a_traceback(keys: Keys, data: bytes) -> None
     st.just((VECTORS / "keyfiles" / "utf-8.txt").read_bytes()),
     st.integers(0, 2300), st.binary(min_size=1, max_size=8)))
 def test_key_file_parser_never_tracebacks(data: bytes) -> None:
-    from pyapp.faults import KeyFileFault
-    from pyapp.keyfile import parse_key_file
+    from ipis_core.faults import KeyFileFault
+    from ipis_core.keyfile import parse_key_file
 
     try:
         parse_key_file(data)
@@ -247,7 +247,7 @@ def damaged_message(draw) -> bytes:  # type: ignore[no-untyped-def]
 def test_decrypting_a_damaged_message_gives_a_fault_never_a_traceback(data: bytes) -> None:
     import io
 
-    from pyapp import decrypt
+    from ipis_core import decrypt
 
     folder = VECTORS / "message"
     tpf = decrypt.load_private_key((folder / "tpf-privat.pem").read_bytes())

@@ -8,8 +8,8 @@ import time
 import pytest
 from ipis_testlib import FNR, VECTORS, canonical, document, input_persons, parse, person
 
-from pyapp import faults
-from pyapp.reader import Header, IplosReader, PersonRecord
+from ipis_core import faults
+from ipis_core.reader import Header, IplosReader, PersonRecord
 
 FAULTS = json.loads((VECTORS / "iplos" / "faults.json").read_text(encoding="utf-8"))
 VALID = json.loads((VECTORS / "iplos" / "valid.json").read_text(encoding="utf-8"))

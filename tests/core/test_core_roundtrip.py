@@ -26,8 +26,8 @@ from ipis_testlib import (
     person,
 )
 
-from pyapp import decrypt
-from pyapp.demo_data import ENCODINGS, document_bytes
+from ipis_core import decrypt
+from ipis_core.demo_data import ENCODINGS, document_bytes
 
 CLEAR = ["Meldingstype", "Avsender", "Mottaker", f"{{{XENC}}}EncryptedData"]
 
@@ -165,7 +165,7 @@ def _register_side(encrypted: bytes, keys: Keys):
 @pytest.mark.parametrize("tamper", ["swap", "duplicate", "drop", "move-between-files"])
 def test_record_binding_detects_tampering(keys: Keys, tamper: str) -> None:
     """formats §3 invariant 4: swapped, duplicated, dropped or moved records are detected."""
-    from pyapp.faults import RecordBindingBroken
+    from ipis_core.faults import RecordBindingBroken
 
     data = document([person(FNR[i]) for i in range(4)]).encode()
     encrypted, _ = encrypt_bytes(data, keys)
@@ -218,7 +218,7 @@ def test_person_text_is_kept_exactly(keys: Keys, body: str) -> None:
 def test_namespace_declared_on_the_root_is_refused_or_kept(keys: Keys) -> None:
     """A prefix declared on IPLOS and used in a person: the register's record must still be
     namespace-well-formed XML (so the register can parse it), or the file must be refused."""
-    from pyapp.faults import IplosFault
+    from ipis_core.faults import IplosFault
 
     text = document([person(FNR[0], "      <a:Husstand>1</a:Husstand>\n")])
     data = text.replace('versjon="3.0">', 'versjon="3.0" xmlns:a="urn:x">').encode()

@@ -11,8 +11,8 @@ import io
 import pytest
 from ipis_testlib import FNR, Keys, document, encrypt_bytes, person
 
-from pyapp import decrypt
-from pyapp.faults import SenderMismatch
+from ipis_core import decrypt
+from ipis_core.faults import SenderMismatch
 
 
 def _open(encrypted: bytes, keys: Keys) -> decrypt.OpenedMessage:

@@ -21,7 +21,7 @@ from ipis_testlib import (
 
 xmlsec = pytest.importorskip("xmlsec")
 
-from pyapp.demo_data import document_bytes  # noqa: E402
+from ipis_core.demo_data import document_bytes  # noqa: E402
 
 
 def test_libxmlsec_is_1_3() -> None:

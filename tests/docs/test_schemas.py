@@ -1,22 +1,23 @@
-"""The XSDs in docs/xsd describe what the code writes, and refuse what the format forbids."""
+"""The XSDs (pyapp/xsd, package data) describe what the code writes and refuse what the
+format forbids."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from pyapp.contact import Contact
-from pyapp.crypto.native import NativeBackend
-from pyapp.demo_data import ENCODINGS, document_bytes
-from pyapp.keyfile import parse_key_file, render_key_file
-from pyapp.keygen import generate_keys
-from pyapp.message import MessageEncryptor
+from ipis_core.contact import Contact
+from ipis_core.crypto.native import NativeBackend
+from ipis_core.demo_data import ENCODINGS, document_bytes
+from ipis_core.keyfile import parse_key_file, render_key_file
+from ipis_core.keygen import generate_keys
+from ipis_core.message import MessageEncryptor
+from ipis_core.schemas import XSD_DIR
 
-XSD = Path(__file__).resolve().parents[2] / "docs" / "xsd"
+XSD = XSD_DIR
 TODAY = dt.date(2026, 12, 1)
 
 

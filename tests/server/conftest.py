@@ -19,8 +19,8 @@ from server_testlib import (
     new_account,
 )
 
-from server import Config, create_app
-from server.services import services
+from ipis_server.send import Config, create_app
+from ipis_server.send.services import services
 
 
 @pytest.fixture(scope="session")

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ipis_core.schemas import ENVELOPE_XSD
+
 if TYPE_CHECKING:
     from flask import Flask
     from flask.testing import FlaskClient
 
-    from server import Config
+    from ipis_server.send import Config
 
 REPO = Path(__file__).resolve().parents[2]
-XSD = REPO / "docs" / "xsd" / "ipis-kryptert.xsd"
+XSD = ENVELOPE_XSD
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 ERROR_RES = (
     re.compile(r'id="feiltekst"[^>]*>([^<]*)'),
@@ -43,7 +45,7 @@ def free_port() -> int:
 def ipis(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
          check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pyapp", *args],
+        [sys.executable, "-m", "ipis_server", *args],
         input=stdin, capture_output=True, text=True, check=check, cwd=REPO,
         env={**os.environ, **(env or {})},
     )
@@ -184,7 +186,7 @@ def start_server(instance: Path, env: dict[str, str] | None = None) -> RunningSe
     log = instance.parent / f"{instance.name}-serve.log"
     handle = log.open("w", encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pyapp", "serve", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "ipis_server", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--instance", str(instance)],
         stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
@@ -215,7 +217,7 @@ def make_config(tmp_path: Path, database_url: str, **changes: Any) -> Config:
     import dataclasses
     import secrets
 
-    from server import Config
+    from ipis_server.send import Config
 
     instance = tmp_path / "instance"
     instance.mkdir(exist_ok=True)
@@ -233,8 +235,8 @@ def make_config(tmp_path: Path, database_url: str, **changes: Any) -> Config:
 
 
 def new_account(app: Flask, numbers: tuple[str, str, str] = DEMO, pin: str = "12345678") -> str:
-    from server.accounts import add_account
-    from server.services import services
+    from ipis_server.send.accounts import add_account
+    from ipis_server.send.services import services
 
     with services(app).db.session() as db:
         add_account(db, *numbers, pin=pin, actor="test")

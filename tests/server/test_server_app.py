@@ -21,9 +21,9 @@ from server_testlib import (
 )
 from sqlalchemy import select
 
-from server import create_app
-from server.models import AuditEntry, OutboxItem, Submission
-from server.services import services
+from ipis_server.send import create_app
+from ipis_server.send.models import AuditEntry, OutboxItem, Submission
+from ipis_server.send.services import services
 
 FORMAT = "Ugyldig format på kryptert melding. Kjøringen avsluttes"
 GENERIC = "Innloggingen mislyktes"

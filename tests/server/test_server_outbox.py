@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from server_testlib import SampleFiles, csrf_token, login, make_config, new_account
 
-from server import create_app
-from server.outbox import Worker
-from server.services import services
-from server.status import CONFIRMED, FORWARDED, RETRYING
+from ipis_server.send import create_app
+from ipis_server.send.outbox import Worker
+from ipis_server.send.services import services
+from ipis_server.send.status import CONFIRMED, FORWARDED, RETRYING
 
 
 @dataclass
@@ -89,7 +89,7 @@ def _submit(app: object, files: SampleFiles) -> str:
 def _status(app: object, public_id: str) -> str:
     from sqlalchemy import select
 
-    from server.models import Submission
+    from ipis_server.send.models import Submission
 
     with services(app).db.session() as db:  # type: ignore[arg-type]
         return db.scalars(select(Submission.status).where(Submission.public_id == public_id)).one()
@@ -129,7 +129,7 @@ def test_accepted_then_confirmed_on_poll(tmp_path: Path, database_url: str, stub
     assert _status(app, public_id) == FORWARDED
     import datetime as dt
 
-    from server.models import utcnow
+    from ipis_server.send.models import utcnow
 
     later = Worker(services(app), clock=lambda: utcnow() + dt.timedelta(minutes=1))
     assert later.process_one()
@@ -140,7 +140,7 @@ def test_accepted_then_confirmed_on_poll(tmp_path: Path, database_url: str, stub
 
 def test_worker_thread_in_serve_delivers_to_local_inbox(tmp_path: Path, database_url: str,
                                                         files: SampleFiles) -> None:
-    from server.outbox import start_thread
+    from ipis_server.send.outbox import start_thread
 
     config = make_config(tmp_path, database_url, worker_poll_seconds=0.05)
     app = create_app(config)

@@ -139,7 +139,7 @@ def test_gunicorn_production_entry_point(db: str, request: pytest.FixtureRequest
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
              "--worker-class", "gthread", "--workers", "2", "--threads", "4", "--preload",
-             "--access-logfile", "-", "server.wsgi:app"],
+             "--access-logfile", "-", "ipis_server.send.wsgi:app"],
             cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from server_testlib import XSD, SampleFiles
 
-from server.validation import (
+from ipis_server.send.validation import (
     EnvelopeSchema,
     NotEncryptedFormat,
     NotWellFormed,
@@ -112,7 +112,7 @@ def test_known_elements_match_the_schema() -> None:
     """The "Ukjent tag navn" list and the XSD must not drift apart."""
     import re
 
-    from server.validation import KNOWN_ELEMENTS
+    from ipis_server.send.validation import KNOWN_ELEMENTS
 
     folder = XSD.parent
     declared_in = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from server.models import Base
+from ipis_server.send.models import Base
 
 config = context.config
 target_metadata = Base.metadata

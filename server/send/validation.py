@@ -17,7 +17,7 @@ from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]
 
-from pyapp.xmlenc import DS_NS, XENC11_NS, XENC_NS
+from ipis_core.xmlenc import DS_NS, XENC11_NS, XENC_NS
 
 ROOT = "IPLOSKryptert"
 CLEARTEXT_ROOT = "IPLOS"

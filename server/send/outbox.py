@@ -20,11 +20,11 @@ from typing import Protocol
 import requests
 from sqlalchemy import or_, select, update
 
+from ..storage import fsync_folder
 from .config import Config
 from .models import OutboxItem, Submission, utcnow
 from .services import Services
 from .status import CONFIRMED, FORWARDED, RETRYING
-from .storage import fsync_folder
 
 log = logging.getLogger("ipis.outbox")
 LEASE = dt.timedelta(minutes=10)

@@ -12,7 +12,11 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from ipis_core.schemas import ENVELOPE_XSD
+
+# IPLOS Krypt as package data: `make page` copies the built page here, so a wheel built after
+# it carries the page; without it the download page says so (IPIS_OFFLINE_PAGE overrides).
+PACKAGED_PAGE = Path(__file__).resolve().parent / "page" / "ipis-krypt.html"
 DEFAULT_MAX_UPLOAD_BYTES = 1024**3  # 1 GB (issue 4)
 
 
@@ -75,7 +79,7 @@ class Config:
     tpf_timeout_seconds: float = 60.0
     inbox_dir: Path = field(default=Path())
     key_file: Path = field(default=Path())
-    offline_page: Path = field(default=REPO_ROOT / "dist" / "ipis-krypt.html")
+    offline_page: Path = field(default=PACKAGED_PAGE)
     session_idle_minutes: int = 30
     lockout_failures: int = 5
     lockout_minutes: int = 15
@@ -98,9 +102,7 @@ class Config:
             secret_key=load_secret_key(folder),
             database_url=database_url,
             storage_dir=storage.resolve(),
-            xsd_path=Path(
-                os.environ.get("IPIS_XSD") or REPO_ROOT / "docs" / "xsd" / "ipis-kryptert.xsd"
-            ),
+            xsd_path=Path(os.environ.get("IPIS_XSD") or ENVELOPE_XSD),
             max_upload_bytes=_int_env("IPIS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
             tpf_url=os.environ.get("IPIS_TPF_URL", ""),
             tpf_token=os.environ.get("IPIS_TPF_TOKEN", ""),
@@ -109,9 +111,7 @@ class Config:
             tpf_client_key=os.environ.get("IPIS_TPF_CLIENT_KEY", ""),
             inbox_dir=Path(os.environ.get("IPIS_INBOX_DIR") or folder / "tpf-innboks"),
             key_file=Path(os.environ.get("IPIS_KEY_FILE") or folder / "nokler" / "nokkelfil.xml"),
-            offline_page=Path(
-                os.environ.get("IPIS_OFFLINE_PAGE") or REPO_ROOT / "dist" / "ipis-krypt.html"
-            ),
+            offline_page=Path(os.environ.get("IPIS_OFFLINE_PAGE") or PACKAGED_PAGE),
             session_idle_minutes=_int_env("IPIS_SESSION_IDLE_MINUTES", 30),
             lockout_failures=_int_env("IPIS_LOCKOUT_FAILURES", 5),
             lockout_minutes=_int_env("IPIS_LOCKOUT_MINUTES", 15),

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from ..db import Database
+from ..storage import Storage
 from .config import Config
-from .db import Database
-from .storage import Storage
 from .validation import EnvelopeSchema
 
 EXTENSION_KEY = "ipis"

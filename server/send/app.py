@@ -7,12 +7,14 @@ from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, downloads, receipts, security, upload
+from .. import security
+from ..db import open_database, upgrade_schema
+from ..storage import Storage
+from . import auth, downloads, receipts, upload
 from .config import Config
-from .db import open_database, upgrade_schema
+from .models import MIGRATIONS_DIR
 from .services import EXTENSION_KEY, Services
 from .status import label
-from .storage import Storage
 from .validation import EnvelopeSchema
 
 # Headroom above the file limit for the multipart framing and the CSRF token.
@@ -37,7 +39,7 @@ def create_app(config: Config, migrate: bool = True) -> Flask:
 
     database = open_database(config.database_url)
     if migrate:
-        upgrade_schema(database)
+        upgrade_schema(database, MIGRATIONS_DIR)
         database.engine.dispose()  # no pooled connection survives a fork (gunicorn --preload)
     storage = Storage(config.storage_dir)
     storage.clear_incoming()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pyapp.identifiers import orgnr_ok
+from ipis_core.identifiers import orgnr_ok
 
 from .models import Account, AuditEntry
 from .pins import check_pin_format, hash_pin, new_pin

@@ -33,11 +33,11 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import FileField, SubmitField  # type: ignore[import-untyped]
 
+from ..storage import IncomingFile, StorageError
 from .auth import login_required
 from .models import Account, OutboxItem, Submission, utcnow
 from .services import services
 from .status import AWAITING_CONFIRMATION, RECEIVED
-from .storage import IncomingFile, StorageError
 from .validation import (
     NotEncryptedFormat,
     StreamingValidator,
