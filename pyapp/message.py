@@ -32,6 +32,12 @@ from .xmlenc import (
     NAMESPACE_DECLARATIONS,
     PERSON_ENCRYPTED_DATA_END,
     PERSON_ENCRYPTED_DATA_START,
+    REGISTER_KEY_CARRIED_NAME,
+    REGISTER_KEY_ID,
+    REGISTER_RECIPIENT,
+    TPF_KEY_ID,
+    TPF_LAYER_ID,
+    TPF_RECIPIENT,
     TYPE_ELEMENT,
     encrypted_key_xml,
 )
@@ -39,7 +45,6 @@ from .xmlenc import (
 FORMAT_VERSION = "1"
 ROOT = "IPLOSKryptert"
 TPF_LAYER_ROOT = "IPLOSInnhold"
-REGISTER_KEY_NAME = "registerlag"  # CarriedKeyName of the register layer's EncryptedKey
 RECORDS_PER_BATCH = 512
 MAX_LISTED_LINES = 20
 
@@ -209,19 +214,21 @@ class MessageEncryptor:
             f'<{ROOT} versjon="{FORMAT_VERSION}" {NAMESPACE_DECLARATIONS}>\n'
             f"{header.meldingstype.to_xml()}\n{header.avsender.to_xml()}\n"
             f"{header.mottaker.to_xml()}\n"
-            f'<xenc:EncryptedData Id="tpf-lag" Type="{TYPE_ELEMENT}">'
+            f'<xenc:EncryptedData Id="{TPF_LAYER_ID}" Type="{TYPE_ELEMENT}">'
             f'<xenc:EncryptionMethod Algorithm="{AES256_GCM}"/>'
             "<ds:KeyInfo>"
-            + encrypted_key_xml(_b64(tpf_wrapped), self._keys.tpf.key_id, "tpf-nokkel", "TPF")
+            + encrypted_key_xml(
+                _b64(tpf_wrapped), self._keys.tpf.key_id, TPF_KEY_ID, TPF_RECIPIENT
+            )
             + "</ds:KeyInfo><xenc:CipherData><xenc:CipherValue>"
         )
         out.append(clear.encode() + self._base64.update(self._tpf_stream.iv))
         register_key = encrypted_key_xml(
             _b64(register_wrapped),
             self._keys.iplos.key_id,
-            "registernokkel",
-            "IPLOS",
-            carried_name=REGISTER_KEY_NAME,
+            REGISTER_KEY_ID,
+            REGISTER_RECIPIENT,
+            carried_name=REGISTER_KEY_CARRIED_NAME,
         )
         await self._tpf_write(
             f'<{TPF_LAYER_ROOT} {NAMESPACE_DECLARATIONS} filId="{self.summary.file_id}">'
