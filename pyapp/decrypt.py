@@ -44,8 +44,15 @@ from .faults import (
     TpfLayerMalformed,
     WrongPrivateKey,
 )
-from .message import TPF_LAYER_ROOT
-from .xmlenc import AES256_GCM, DS_NS, GCM_IV_BYTES, GCM_TAG_BYTES, XENC11_NS, XENC_NS
+from .xmlenc import (
+    AES256_GCM,
+    DS_NS,
+    GCM_IV_BYTES,
+    GCM_TAG_BYTES,
+    TPF_LAYER_ROOT,
+    XENC11_NS,
+    XENC_NS,
+)
 
 _NS = {"xenc": XENC_NS, "ds": DS_NS, "xenc11": XENC11_NS}
 

@@ -49,9 +49,7 @@ CHUNK_BYTES = 1 << 20
 MAX_TOKEN_BYTES = 2048
 
 _WHITESPACE = b" \t\r\n"
-_BASE64_AND_WHITESPACE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=" + (
-    _WHITESPACE
-)
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _PADDING_AND_WHITESPACE = b"=" + _WHITESPACE
 _UTF8_BOM = b"\xef\xbb\xbf"
 _DECLARATION = re.compile(
@@ -264,13 +262,12 @@ class EnvelopeReader:
 
     def _declaration(self, data: bytes, final: bool) -> int:
         """The start: a UTF-8 BOM and the XML declaration, both optional. -1: need more."""
+        if len(data) < 8 and not final:  # enough to tell a BOM, a declaration, NUL bytes
+            return -1
         if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:4].count(b"\x00"):
             raise NotUtf8("UTF-16 eller UTF-32")
         start = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
-        head = data[start : start + 5]
-        if len(head) < 5 and not final and (b"<?xml".startswith(head) or not head):
-            return -1
-        if head != b"<?xml":
+        if data[start : start + 5] != b"<?xml":
             self._parse(data[:start])
             self._state = _State.PROLOG
             return start
@@ -339,7 +336,9 @@ class EnvelopeReader:
         end = len(data) if lt < 0 else lt
         if end > pos:
             piece = data[pos:end]
-            if piece.translate(None, _BASE64_AND_WHITESPACE):
+            # One C pass: what is not base64 must be whitespace, and is counted as such.
+            rest = piece.translate(None, _BASE64)
+            if rest.translate(None, _WHITESPACE):
                 raise CipherValueInvalid("CipherValue er ikke base64")
             equals = 0 if self._padding_seen else piece.find(b"=")
             if equals >= 0:
@@ -347,8 +346,7 @@ class EnvelopeReader:
                     raise CipherValueInvalid("tegn etter utfyllingen i CipherValue")
                 self._padding_seen = True
                 self._cipher_padding += piece.count(b"=")
-            spaces = sum(piece.count(c) for c in (b" ", b"\t", b"\r", b"\n"))
-            self._cipher_chars += len(piece) - spaces
+            self._cipher_chars += len(piece) - len(rest)
             if self._on_cipher_text is not None:
                 self._on_cipher_text(piece)
         if lt >= 0:

@@ -21,14 +21,17 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 
+from .clear_part import KEY_NAME, holds_fodselsnummer
 from .contact import Contact
 from .crypto import CryptoBackend, SealingStream
-from .faults import DataFileUnreadable
+from .faults import DataFileUnreadable, KeyFileInvalid
 from .keyfile import KeyFile, describe_key_file
 from .reader import Header, IplosReader, PersonRecord, Sender, escape_attribute
 from .xmlenc import (
     AES256_GCM,
     CONTENT_KEY_BYTES,
+    ENVELOPE_ROOT,
+    FORMAT_VERSION,
     NAMESPACE_DECLARATIONS,
     PERSON_ENCRYPTED_DATA_END,
     PERSON_ENCRYPTED_DATA_START,
@@ -37,14 +40,12 @@ from .xmlenc import (
     REGISTER_RECIPIENT,
     TPF_KEY_ID,
     TPF_LAYER_ID,
+    TPF_LAYER_ROOT,
     TPF_RECIPIENT,
     TYPE_ELEMENT,
     encrypted_key_xml,
 )
 
-FORMAT_VERSION = "1"
-ROOT = "IPLOSKryptert"
-TPF_LAYER_ROOT = "IPLOSInnhold"
 RECORDS_PER_BATCH = 512
 MAX_LISTED_LINES = 20
 
@@ -102,6 +103,7 @@ class MessageEncryptor:
         backend: CryptoBackend,
         today: dt.date | None = None,
     ) -> None:
+        _check_key_ids(keys)
         self._keys = keys
         self._contact = contact
         self._backend = backend
@@ -171,7 +173,7 @@ class MessageEncryptor:
         tail = await self._tpf_stream.finish()
         out.append(self._base64.update(tail) + self._base64.finish())
         out.append(
-            f"</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\n</{ROOT}>\n".encode()
+            f"</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\n</{ENVELOPE_ROOT}>\n".encode()
         )
         self.summary.persons = count
         warning = check_digit_warning(self._reader.bad_check_digit_lines)
@@ -211,7 +213,7 @@ class MessageEncryptor:
         self._tpf_stream = self._backend.open_stream(self._tpf_key)
         clear = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<{ROOT} versjon="{FORMAT_VERSION}" {NAMESPACE_DECLARATIONS}>\n'
+            f'<{ENVELOPE_ROOT} versjon="{FORMAT_VERSION}" {NAMESPACE_DECLARATIONS}>\n'
             f"{header.meldingstype.to_xml()}\n{header.avsender.to_xml()}\n"
             f"{header.mottaker.to_xml()}\n"
             f'<xenc:EncryptedData Id="{TPF_LAYER_ID}" Type="{TYPE_ELEMENT}">'
@@ -290,6 +292,16 @@ class MessageEncryptor:
     async def _tpf_write_bytes(self, data: bytes, out: list[bytes]) -> None:
         assert self._tpf_stream is not None
         out.append(self._base64.update(await self._tpf_stream.update(data)))
+
+
+def _check_key_ids(keys: KeyFile) -> None:
+    """The key ids go into ds:KeyName, the TPF's in clear: the clear part's rule for it."""
+    for key in (keys.tpf, keys.iplos):
+        if holds_fodselsnummer(key.key_id) or not KEY_NAME.accepts(key.key_id):
+            raise KeyFileInvalid(
+                "id-en til en nøkkel kan ha høyst 64 tegn: bokstaver, punktum, bindestrek, "
+                "understrek og høyst ti siffer"
+            )
 
 
 def _b64(data: bytes) -> str:
