@@ -167,9 +167,9 @@ HEADER_ATTRIBUTES: dict[tuple[str, str], Rule] = {
 }
 
 
-def _check(rule: Rule, value: str, tag: str, line: int, where: str) -> None:
+def _check(rule: Rule, value: str, tag: str, line: int, attribute: str = "") -> None:
     if holds_fodselsnummer(value):
-        raise FodselsnummerInClearField(where, line)
+        raise FodselsnummerInClearField(tag, line, attribute)
     if not rule.accepts(value):
         raise InvalidValue(tag, line, rule.explain(value))
 
@@ -181,8 +181,8 @@ def check_header_field(
     part: the same rules as the send module's, with the reader's messages (element, line)."""
     rule = HEADER_FIELDS.get(path)
     if rule is not None:
-        _check(rule, text, tag, line, tag)
+        _check(rule, text, tag, line)
     for name, value in attributes:
         attribute_rule = HEADER_ATTRIBUTES.get((path, name))
         if attribute_rule is not None:
-            _check(attribute_rule, value, tag, line, f"{tag} (attributtet {name})")
+            _check(attribute_rule, value, tag, line, name)

@@ -244,10 +244,11 @@ class InvalidValue(MalformedData):
 class FodselsnummerInClearField(MalformedData):
     """A field the encrypted file carries in clear holds what may be a fødselsnummer."""
 
-    def __init__(self, tag: str, line: int) -> None:
+    def __init__(self, tag: str, line: int, attribute: str = "") -> None:
+        holds = f"har attributtet {attribute} med" if attribute else "inneholder"
         super().__init__(
-            f"Feil i innholdet i IPLOS filen: Feltet {tag} på linje {line} inneholder et tall "
-            "som kan være et fødselsnummer, og feltet sendes ukryptert; rett det i fagsystemet."
+            f"Feil i innholdet i IPLOS filen: Feltet {tag} på linje {line} {holds} et tall som "
+            "kan være et fødselsnummer, og feltet sendes ukryptert; rett det i fagsystemet."
         )
 
 

@@ -65,9 +65,9 @@ def test_names_are_bounded_and_hold_no_eleven_digits() -> None:
          "Feil i innholdet i IPLOS filen: Feltet Navn på linje 12 inneholder et tall som kan "
          "være et fødselsnummer, og feltet sendes ukryptert; rett det i fagsystemet."),
         ('navn="Gerica"', f'navn="Gerica {FNR[3]}"', faults.FodselsnummerInClearField,
-         "Feil i innholdet i IPLOS filen: Feltet Fagsystem (attributtet navn) på linje 9 "
-         "inneholder et tall som kan være et fødselsnummer, og feltet sendes ukryptert; rett "
-         "det i fagsystemet."),
+         "Feil i innholdet i IPLOS filen: Feltet Fagsystem på linje 9 har attributtet navn med "
+         "et tall som kan være et fødselsnummer, og feltet sendes ukryptert; rett det i "
+         "fagsystemet."),
         ('versjon="2026.2"', f'versjon="{FNR[0]}"', faults.FodselsnummerInClearField, None),
         ("<Meldingstype>IPLOS", f"<Meldingstype>IPLOS{FNR[0]}", faults.FodselsnummerInClearField,
          None),
