@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from enum import Enum
 from typing import BinaryIO
 from xml.parsers import expat
 
@@ -126,12 +127,14 @@ def _sender(values: dict[str, str]) -> SenderNumbers:
     )
 
 
-class _State:
-    START = 0  # before the XML declaration (optional)
-    PROLOG = 1  # before the root element: whitespace only
-    CONTENT = 2  # inside the root element
-    STREAM = 3  # inside the TPF layer's CipherValue
-    EPILOG = 4  # after the root element: whitespace only
+class _State(Enum):
+    """Where the guard is in the file."""
+
+    START = "before the XML declaration (optional)"
+    PROLOG = "before the root element: whitespace only"
+    CONTENT = "inside the root element"
+    STREAM = "inside the TPF layer's CipherValue"
+    EPILOG = "after the root element: whitespace only"
 
 
 class EnvelopeReader:
@@ -242,12 +245,12 @@ class EnvelopeReader:
         pos = 0
         while True:
             state = self._state
-            if state == _State.STREAM:
+            if state is _State.STREAM:
                 pos = self._stream(data, pos)
                 if pos == len(data):
                     return pos
                 continue  # at the '<' that ends the CipherValue
-            if state == _State.START:
+            if state is _State.START:
                 step = self._declaration(data, final)
                 if step < 0:
                     return 0
@@ -294,13 +297,13 @@ class EnvelopeReader:
         limit = pos + MAX_TOKEN_BYTES
         lt = data.find(b"<", pos, limit + 1)
         text_end = lt if lt >= 0 else min(len(data), limit + 1)
-        if self._state != _State.CONTENT and data[pos:text_end].strip(_WHITESPACE):
+        if self._state is not _State.CONTENT and data[pos:text_end].strip(_WHITESPACE):
             raise NotWellFormed("tekst utenfor rotelementet")
         if lt < 0:
             if len(data) - pos > MAX_TOKEN_BYTES:
                 raise TokenTooLarge("tekst")
             if final:
-                if self._state == _State.CONTENT:
+                if self._state is _State.CONTENT:
                     raise NotWellFormed("filen slutter inne i et element")
                 self._parse(data[pos:])  # whitespace before or after the root
                 return len(data)
@@ -312,7 +315,7 @@ class EnvelopeReader:
         if data[lt + 1] in b"!?":
             bang = data[lt + 1] == 0x21  # '!'
             raise MarkupNotAllowed("DOCTYPE, kommentar eller CDATA" if bang else "instruksjon")
-        if self._state == _State.EPILOG:
+        if self._state is _State.EPILOG:
             raise NotWellFormed("et element etter rotelementet")
         gt = _tag_end(data, lt, min(len(data), lt + MAX_TOKEN_BYTES))
         if gt < 0:
