@@ -5,7 +5,7 @@ account, and POSTs the file as multipart/form-data exactly like the browser form
 disk by the client (the client never holds the file). The time is from the first byte sent
 until the receipt page (``Sending utført``) has arrived, i.e. including validation, SHA-256,
 fsync and the database commit. The server's peak RSS is its ``VmHWM`` from /proc after the
-upload (the whole process: interpreter, Flask, lxml, the worker thread).
+upload (the whole process: interpreter, Flask, the worker thread).
 
 Inputs are real encrypted files (``ipis demo-data`` + ``ipis encrypt``, 2048-bit keys), made
 once and kept in bench/out/upload/. Targets: 50 MB in at most 3 s; peak RSS under 200 MB for
@@ -105,6 +105,10 @@ class RssSampler:
 
 class Server:
     def __init__(self, instance: Path) -> None:
+        # Serve the key file the inputs were encrypted with: the send module accepts only files
+        # for the TPF key of the key file it serves.
+        (instance / "nokler").mkdir(parents=True)
+        shutil.copyfile(OUT / "nokler" / "nokkelfil.xml", instance / "nokler" / "nokkelfil.xml")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = instance.parent / "serve.log"

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .faults import InvalidContact, MissingContact
+from .faults import (
+    InvalidContactEmail,
+    InvalidContactMobile,
+    InvalidContactName,
+    MissingContact,
+)
 from .reader import escape_text
 
 _EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
@@ -26,21 +31,12 @@ class Contact:
         if not email or not name or not mobile:
             raise MissingContact()
         if not _EMAIL_RE.match(email) or len(email) > 254:
-            raise InvalidContact(
-                "E-postadressen til kontaktpersonen er ikke gyldig. Skriv den på formen "
-                "navn@kommune.no."
-            )
+            raise InvalidContactEmail()
         if len(name) > _NAME_MAX or any(ord(c) < 32 for c in name):
-            raise InvalidContact(
-                f"Navnet til kontaktpersonen er ikke gyldig. Skriv fullt navn, høyst {_NAME_MAX} "
-                "tegn."
-            )
+            raise InvalidContactName(_NAME_MAX)
         digits = _MOBILE_PREFIX_RE.sub("", re.sub(r"[\s-]", "", mobile))
         if len(digits) != 8 or not digits.isdigit() or digits[0] not in "49":
-            raise InvalidContact(
-                "Mobiltelefonnummeret til kontaktpersonen er ikke gyldig. Skriv et norsk "
-                "mobilnummer med åtte siffer, for eksempel 912 34 567."
-            )
+            raise InvalidContactMobile()
         return cls(email=email, name=name, mobile=digits)
 
     def to_xml(self) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import binascii
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -27,17 +27,32 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .contact import Contact
 from .crypto.native import OAEP_SHA256
-from .envelope import (
-    Element,
-    Envelope,
-    EnvelopeParser,
-    WrappedKey,
-    check_encrypted_key,
-    read_envelope,
+from .envelope import CHUNK_BYTES, Envelope, EnvelopeReader, SenderNumbers, WrappedKey, wrapped_key
+from .envelope_grammar import REGISTER_KEY, check_element_tree
+from .faults import (
+    AlgorithmNotAllowed,
+    CipherValueInvalid,
+    LayerAltered,
+    PrivateKeyNotRsa,
+    RecordDuplicated,
+    RecordFromAnotherFile,
+    RecordOutOfRange,
+    RecordsMissing,
+    RecordSwapped,
+    RecordTooShort,
+    SenderAltered,
+    TpfLayerMalformed,
+    WrongPrivateKey,
 )
-from .faults import DecryptionFailed, EncryptedFormatFault, RecordBindingBroken, SenderMismatch
-from .message import TPF_LAYER_ROOT
-from .xmlenc import AES256_GCM, DS_NS, GCM_IV_BYTES, GCM_TAG_BYTES, XENC11_NS, XENC_NS
+from .xmlenc import (
+    AES256_GCM,
+    DS_NS,
+    GCM_IV_BYTES,
+    GCM_TAG_BYTES,
+    TPF_LAYER_ROOT,
+    XENC11_NS,
+    XENC_NS,
+)
 
 _NS = {"xenc": XENC_NS, "ds": DS_NS, "xenc11": XENC11_NS}
 
@@ -45,7 +60,7 @@ _NS = {"xenc": XENC_NS, "ds": DS_NS, "xenc11": XENC11_NS}
 def load_private_key(pem: bytes) -> rsa.RSAPrivateKey:
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise DecryptionFailed("Den private nøkkelen er ikke en RSA-nøkkel.")
+        raise PrivateKeyNotRsa()
     return key
 
 
@@ -53,31 +68,28 @@ def unwrap_key(private_key: rsa.RSAPrivateKey, wrapped: WrappedKey, layer: str) 
     try:
         content_key = private_key.decrypt(wrapped.wrapped, OAEP_SHA256)
     except ValueError:
-        raise DecryptionFailed(
-            f"Nøkkelen til {layer} kunne ikke dekrypteres: feil privat nøkkel "
-            f"(filen er kryptert for {wrapped.key_name}), eller filen er endret."
-        ) from None
+        raise WrongPrivateKey(layer, wrapped.key_name) from None
     if len(content_key) != 32:
-        raise EncryptedFormatFault("innholdsnøkkelen er ikke 256 biter")
+        raise TpfLayerMalformed("innholdsnøkkelen er ikke 256 biter")
     return content_key
 
 
 class _Base64Decoder:
     def __init__(self) -> None:
-        self._rest = ""
+        self._rest = b""
 
-    def feed(self, text: str) -> bytes:
-        data = self._rest + "".join(text.split())
+    def feed(self, text: bytes) -> bytes:
+        data = self._rest + b"".join(text.split())
         cut = len(data) - len(data) % 4
         self._rest = data[cut:]
         try:
             return binascii.a2b_base64(data[:cut]) if cut else b""
-        except ValueError:  # binascii.Error, or a non-ASCII character
-            raise EncryptedFormatFault("CipherValue er ikke base64") from None
+        except ValueError:  # binascii.Error
+            raise CipherValueInvalid("CipherValue er ikke base64") from None
 
     def finish(self) -> None:
         if self._rest:
-            raise EncryptedFormatFault("CipherValue er avkortet")
+            raise CipherValueInvalid("CipherValue er avkortet")
 
 
 class _GcmOpener:
@@ -105,52 +117,56 @@ class _GcmOpener:
 
     def finish(self, layer: str) -> None:
         if self._decryptor is None or len(self._held) != GCM_TAG_BYTES:
-            raise EncryptedFormatFault(f"{layer} er for kort")
+            raise CipherValueInvalid(f"{layer} er for kort")
         try:
             self._sink.write(self._decryptor.finalize_with_tag(self._held))
         except InvalidTag:
-            raise DecryptionFailed(
-                f"{layer} kunne ikke dekrypteres: filen er endret eller skadet."
-            ) from None
+            raise LayerAltered(layer) from None
 
 
 class _TpfLayerDecryption:
-    """Receives the TPF layer's base64 text from the envelope parser and decrypts it.
+    """Receives the TPF layer's base64 text from the envelope reader and decrypts it.
 
-    The content key is unwrapped when the first text arrives: in our format the EncryptedKey
-    has been read by then, as it comes before the ciphertext."""
+    The content key is unwrapped when the first text arrives: the EncryptedKey comes before
+    the ciphertext, so the reader has checked it by then."""
 
-    def __init__(self, private_key: rsa.RSAPrivateKey, sink: BinaryIO) -> None:
+    def __init__(
+        self, private_key: rsa.RSAPrivateKey, sink: BinaryIO, key_names: Collection[str] | None
+    ) -> None:
         self._private_key = private_key
         self._sink = sink
-        self.parser = EnvelopeParser(self.on_cipher_text)
+        self.reader = EnvelopeReader(key_names, on_cipher_text=self.on_cipher_text)
         self._decoder = _Base64Decoder()
         self._opener: _GcmOpener | None = None
 
-    def on_cipher_text(self, text: str) -> None:
+    def on_cipher_text(self, text: bytes) -> None:
         if self._opener is None:
-            assert self.parser.root is not None
-            envelope = read_envelope(self.parser.root)
-            key = unwrap_key(self._private_key, envelope.tpf_key, "TPF-laget")
+            key = unwrap_key(self._private_key, self.reader.header.tpf_key, "TPF-laget")
             self._opener = _GcmOpener(key, self._sink)
         self._opener.feed(self._decoder.feed(text))
 
     def finish(self) -> None:
         if self._opener is None:
-            raise EncryptedFormatFault("TPF-laget er tomt")
+            raise CipherValueInvalid("TPF-laget er tomt")
         self._decoder.finish()
         self._opener.finish("TPF-laget")
 
 
 def open_tpf_layer(
-    source: BinaryIO, tpf_private_key: rsa.RSAPrivateKey, sink: BinaryIO
+    source: BinaryIO,
+    tpf_private_key: rsa.RSAPrivateKey,
+    sink: BinaryIO,
+    key_names: Collection[str] | None = None,
 ) -> Envelope:
-    """Decrypt the TPF layer into ``sink`` as a stream; return the clear envelope."""
-    decryption = _TpfLayerDecryption(tpf_private_key, sink)
-    root = decryption.parser.parse(source)
-    envelope = read_envelope(root)  # the whole structure, now including what follows
+    """Decrypt the TPF layer into ``sink`` as a stream; return the clear envelope.
+
+    ``key_names``: the TPF's key ids the envelope's ds:KeyName may name (None: any)."""
+    decryption = _TpfLayerDecryption(tpf_private_key, sink, key_names)
+    while chunk := source.read(CHUNK_BYTES):
+        decryption.reader.feed(chunk)
+    decryption.reader.close()
     decryption.finish()
-    return envelope
+    return decryption.reader.envelope
 
 
 @dataclass(frozen=True)
@@ -158,13 +174,6 @@ class TpfPerson:
     lopenummer: int
     fodselsnummer: str
     register_cipher_value: bytes  # IV ‖ ciphertext ‖ tag of the person's register layer
-
-
-@dataclass(frozen=True)
-class SenderNumbers:
-    kommunenummer: str
-    bydelsnummer: str
-    organisasjonsnummer: str
 
 
 @dataclass(frozen=True)
@@ -180,26 +189,17 @@ class TpfLayer:
 
 def _cipher_value_of(encrypted_data: ET.Element) -> bytes:
     method = encrypted_data.find("xenc:EncryptionMethod", _NS)
-    if method is None or method.get("Algorithm") != AES256_GCM:
-        raise EncryptedFormatFault("registerlaget er ikke aes256-gcm")
+    if method is None:
+        raise TpfLayerMalformed("registerlaget mangler EncryptionMethod")
+    if method.get("Algorithm") != AES256_GCM:
+        raise AlgorithmNotAllowed("registerlaget er ikke aes256-gcm")
     text = encrypted_data.findtext("xenc:CipherData/xenc:CipherValue", None, _NS)
     if text is None:
-        raise EncryptedFormatFault("registerlaget mangler CipherValue")
+        raise TpfLayerMalformed("registerlaget mangler CipherValue")
     try:
         return binascii.a2b_base64(text)
     except ValueError:  # binascii.Error, or a non-ASCII character
-        raise EncryptedFormatFault("CipherValue er ikke base64") from None
-
-
-def _to_element(node: ET.Element) -> Element:
-    """ElementTree node -> the envelope's Element (names in expat's 'uri local' form)."""
-
-    def name(tag: str) -> str:
-        return tag[1:].replace("}", " ") if tag.startswith("{") else tag
-
-    element = Element(name(node.tag), dict(node.attrib), text_parts=[node.text or ""])
-    element.children = [_to_element(child) for child in node]
-    return element
+        raise CipherValueInvalid("CipherValue er ikke base64") from None
 
 
 def _refuse_prolog(plaintext: BinaryIO) -> None:
@@ -208,7 +208,7 @@ def _refuse_prolog(plaintext: BinaryIO) -> None:
     start = plaintext.read(len(TPF_LAYER_ROOT) + 2)
     plaintext.seek(-len(start), 1)
     if not start.startswith(f"<{TPF_LAYER_ROOT} ".encode()):
-        raise EncryptedFormatFault("TPF-laget starter ikke med rotelementet")
+        raise TpfLayerMalformed("TPF-laget starter ikke med rotelementet")
 
 
 def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None]) -> TpfLayer:
@@ -228,7 +228,7 @@ def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None])
             if root is None:
                 root = node
                 if node.tag != TPF_LAYER_ROOT:
-                    raise EncryptedFormatFault("TPF-laget har feil rotelement")
+                    raise TpfLayerMalformed("TPF-laget har feil rotelement")
             elif node.tag == "Personer":
                 personer = node
             continue
@@ -248,12 +248,12 @@ def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None])
         elif tag == "Uttak":
             uttak = ET.tostring(node, encoding="utf-8", xml_declaration=False)
         elif tag == f"{{{XENC_NS}}}EncryptedKey" and register_key is None:
-            register_key = check_encrypted_key(_to_element(node))
+            register_key = wrapped_key(check_element_tree(node, REGISTER_KEY), "register_key")
         elif tag == "Person":
             fnr = node.findtext("Fodselsnummer")
             encrypted = node.find("xenc:EncryptedData", _NS)
             if fnr is None or encrypted is None:
-                raise EncryptedFormatFault("Person mangler Fodselsnummer eller EncryptedData")
+                raise TpfLayerMalformed("Person mangler Fodselsnummer eller EncryptedData")
             on_person(
                 TpfPerson(
                     lopenummer=int(node.get("lopenummer", "0")),
@@ -267,10 +267,10 @@ def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None])
         elif tag == "Registerkontroll":
             encrypted = node.find("xenc:EncryptedData", _NS)
             if encrypted is None:
-                raise EncryptedFormatFault("Registerkontroll mangler EncryptedData")
+                raise TpfLayerMalformed("Registerkontroll mangler EncryptedData")
             control = _cipher_value_of(encrypted)
     if root is None or contact is None or sender is None or register_key is None or not control:
-        raise EncryptedFormatFault("TPF-laget er ufullstendig")
+        raise TpfLayerMalformed("TPF-laget er ufullstendig")
     return TpfLayer(
         file_id=root.get("filId", ""),
         contact=contact,
@@ -284,11 +284,9 @@ def parse_tpf_layer(plaintext: BinaryIO, on_person: Callable[[TpfPerson], None])
 
 def check_sender(envelope: Envelope, sender: SenderNumbers) -> None:
     """The clear Avsender must equal the encrypted one: otherwise it was changed in transit."""
-    clear = SenderNumbers(
-        envelope.kommunenummer, envelope.bydelsnummer, envelope.organisasjonsnummer
-    )
+    clear = envelope.sender
     if clear != sender:
-        raise SenderMismatch(
+        raise SenderAltered(
             f"Avsenderen i klartekst ({clear.kommunenummer}/{clear.bydelsnummer}/"
             f"{clear.organisasjonsnummer}) er ikke den samme som den krypterte "
             f"({sender.kommunenummer}/{sender.bydelsnummer}/{sender.organisasjonsnummer}): "
@@ -312,7 +310,7 @@ class RegisterOpener:
         control_xml = self._open(control, "Registerkontrollen")
         element = _parse_plaintext(control_xml)
         if element.tag != "Registerkontroll":
-            raise EncryptedFormatFault("Registerkontroll har feil innhold")
+            raise TpfLayerMalformed("Registerkontroll har feil innhold")
         self.file_id = element.get("filId", "")
         self.expected = int(element.get("antallPersoner", "-1"))
         # The sender as the encryption module read it: the register can trust it.
@@ -325,15 +323,12 @@ class RegisterOpener:
 
     def _open(self, cipher_value: bytes, what: str) -> bytes:
         if len(cipher_value) < GCM_IV_BYTES + GCM_TAG_BYTES:
-            raise RecordBindingBroken(f"{what} er for kort.")
+            raise RecordTooShort(what)
         iv, body = cipher_value[:GCM_IV_BYTES], cipher_value[GCM_IV_BYTES:]
         try:
             return self._aead.decrypt(iv, body, None)
         except InvalidTag:
-            raise RecordBindingBroken(
-                f"{what} kan ikke dekrypteres med denne filens registernøkkel: den hører til en "
-                "annen fil, eller den er endret."
-            ) from None
+            raise RecordFromAnotherFile(what) from None
 
     def open(self, lopenummer: int, cipher_value: bytes) -> RegisterRecord:
         """Decrypt one person record that its envelope says has ``lopenummer``."""
@@ -341,17 +336,11 @@ class RegisterOpener:
         element = _parse_plaintext(plaintext)
         inside = int(element.get("lopenummer", "0"))
         if element.tag != "Person" or inside != lopenummer:
-            raise RecordBindingBroken(
-                f"Personposten med løpenummer {lopenummer} inneholder posten med løpenummer "
-                f"{inside}: postene er byttet om eller flyttet."
-            )
+            raise RecordSwapped(lopenummer, inside)
         if inside in self._seen:
-            raise RecordBindingBroken(f"Personposten med løpenummer {inside} forekommer to ganger.")
+            raise RecordDuplicated(inside)
         if not 1 <= inside <= self.expected:
-            raise RecordBindingBroken(
-                f"Personposten med løpenummer {inside} finnes ikke i filen, som har "
-                f"{self.expected} personer."
-            )
+            raise RecordOutOfRange(inside, self.expected)
         self._seen.add(inside)
         return RegisterRecord(inside, plaintext)
 
@@ -359,19 +348,16 @@ class RegisterOpener:
         """All records were opened: none missing."""
         missing = [n for n in range(1, self.expected + 1) if n not in self._seen]
         if missing:
-            shown = ", ".join(str(n) for n in missing[:20]) + (" …" if len(missing) > 20 else "")
-            raise RecordBindingBroken(
-                f"{len(missing)} personposter mangler (løpenummer {shown})."
-            )
+            raise RecordsMissing(missing)
 
 
 def _parse_plaintext(xml: bytes) -> ET.Element:
     if b"<!DOCTYPE" in xml:
-        raise EncryptedFormatFault("DOCTYPE i dekryptert innhold")
+        raise TpfLayerMalformed("DOCTYPE i dekryptert innhold")
     try:
         return ET.fromstring(xml)  # noqa: S314 - DOCTYPE refused above, so no entities
     except ET.ParseError:
-        raise EncryptedFormatFault("dekryptert innhold er ikke gyldig XML") from None
+        raise TpfLayerMalformed("dekryptert innhold er ikke gyldig XML") from None
 
 
 @dataclass(frozen=True)
@@ -398,7 +384,7 @@ def open_message(
     check_sender(envelope, layer.sender)
     opener = RegisterOpener(register_private_key, layer.register_key, layer.register_control)
     if opener.sender != layer.sender:
-        raise SenderMismatch("Avsenderen i registerkontrollen er ikke den samme som i TPF-laget.")
+        raise SenderAltered("Avsenderen i registerkontrollen er ikke den samme som i TPF-laget.")
     records = [opener.open(p.lopenummer, p.register_cipher_value) for p in people]
     opener.finish()
     return OpenedMessage(

@@ -21,25 +21,31 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 
+from .clear_part import KEY_NAME, holds_fodselsnummer
 from .contact import Contact
 from .crypto import CryptoBackend, SealingStream
-from .faults import DataFileUnreadable
+from .faults import DataFileUnreadable, KeyFileInvalid
 from .keyfile import KeyFile, describe_key_file
 from .reader import Header, IplosReader, PersonRecord, Sender, escape_attribute
 from .xmlenc import (
     AES256_GCM,
     CONTENT_KEY_BYTES,
+    ENVELOPE_ROOT,
+    FORMAT_VERSION,
     NAMESPACE_DECLARATIONS,
     PERSON_ENCRYPTED_DATA_END,
     PERSON_ENCRYPTED_DATA_START,
+    REGISTER_KEY_CARRIED_NAME,
+    REGISTER_KEY_ID,
+    REGISTER_RECIPIENT,
+    TPF_KEY_ID,
+    TPF_LAYER_ID,
+    TPF_LAYER_ROOT,
+    TPF_RECIPIENT,
     TYPE_ELEMENT,
     encrypted_key_xml,
 )
 
-FORMAT_VERSION = "1"
-ROOT = "IPLOSKryptert"
-TPF_LAYER_ROOT = "IPLOSInnhold"
-REGISTER_KEY_NAME = "registerlag"  # CarriedKeyName of the register layer's EncryptedKey
 RECORDS_PER_BATCH = 512
 MAX_LISTED_LINES = 20
 
@@ -97,6 +103,7 @@ class MessageEncryptor:
         backend: CryptoBackend,
         today: dt.date | None = None,
     ) -> None:
+        _check_key_ids(keys)
         self._keys = keys
         self._contact = contact
         self._backend = backend
@@ -166,7 +173,7 @@ class MessageEncryptor:
         tail = await self._tpf_stream.finish()
         out.append(self._base64.update(tail) + self._base64.finish())
         out.append(
-            f"</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\n</{ROOT}>\n".encode()
+            f"</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\n</{ENVELOPE_ROOT}>\n".encode()
         )
         self.summary.persons = count
         warning = check_digit_warning(self._reader.bad_check_digit_lines)
@@ -206,22 +213,24 @@ class MessageEncryptor:
         self._tpf_stream = self._backend.open_stream(self._tpf_key)
         clear = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<{ROOT} versjon="{FORMAT_VERSION}" {NAMESPACE_DECLARATIONS}>\n'
+            f'<{ENVELOPE_ROOT} versjon="{FORMAT_VERSION}" {NAMESPACE_DECLARATIONS}>\n'
             f"{header.meldingstype.to_xml()}\n{header.avsender.to_xml()}\n"
             f"{header.mottaker.to_xml()}\n"
-            f'<xenc:EncryptedData Id="tpf-lag" Type="{TYPE_ELEMENT}">'
+            f'<xenc:EncryptedData Id="{TPF_LAYER_ID}" Type="{TYPE_ELEMENT}">'
             f'<xenc:EncryptionMethod Algorithm="{AES256_GCM}"/>'
             "<ds:KeyInfo>"
-            + encrypted_key_xml(_b64(tpf_wrapped), self._keys.tpf.key_id, "tpf-nokkel", "TPF")
+            + encrypted_key_xml(
+                _b64(tpf_wrapped), self._keys.tpf.key_id, TPF_KEY_ID, TPF_RECIPIENT
+            )
             + "</ds:KeyInfo><xenc:CipherData><xenc:CipherValue>"
         )
         out.append(clear.encode() + self._base64.update(self._tpf_stream.iv))
         register_key = encrypted_key_xml(
             _b64(register_wrapped),
             self._keys.iplos.key_id,
-            "registernokkel",
-            "IPLOS",
-            carried_name=REGISTER_KEY_NAME,
+            REGISTER_KEY_ID,
+            REGISTER_RECIPIENT,
+            carried_name=REGISTER_KEY_CARRIED_NAME,
         )
         await self._tpf_write(
             f'<{TPF_LAYER_ROOT} {NAMESPACE_DECLARATIONS} filId="{self.summary.file_id}">'
@@ -283,6 +292,16 @@ class MessageEncryptor:
     async def _tpf_write_bytes(self, data: bytes, out: list[bytes]) -> None:
         assert self._tpf_stream is not None
         out.append(self._base64.update(await self._tpf_stream.update(data)))
+
+
+def _check_key_ids(keys: KeyFile) -> None:
+    """The key ids go into ds:KeyName, the TPF's in clear: the clear part's rule for it."""
+    for key in (keys.tpf, keys.iplos):
+        if holds_fodselsnummer(key.key_id) or not KEY_NAME.accepts(key.key_id):
+            raise KeyFileInvalid(
+                "id-en til en nøkkel kan ha høyst 64 tegn: bokstaver, punktum, bindestrek, "
+                "understrek og høyst ti siffer"
+            )
 
 
 def _b64(data: bytes) -> str:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 from xml.parsers import expat
 
-from . import faults
-from .identifiers import fnr_check_digits_ok, orgnr_ok
+from . import clear_part, faults
+from .identifiers import fnr_check_digits_ok
 
 SUPPORTED_VERSION = "3.0"
 ROOT = "IPLOS"
@@ -613,10 +613,6 @@ def _check_required(node: Node, path: str, before: str | None = None) -> None:
             raise faults.MissingElement(f"{path}\\{name}")
 
 
-def _digits(count: int) -> Callable[[str], bool]:
-    return lambda value: len(value) == count and value.isascii() and value.isdigit()
-
-
 def _is_date(value: str) -> bool:
     if len(value) != 10:
         return False
@@ -627,22 +623,18 @@ def _is_date(value: str) -> bool:
     return True
 
 
+# The fields copied into the encrypted file's clear part have their rules in clear_part (the
+# send module checks the same ones); the rest are checked here.
 _VALUE_RULES: dict[str, tuple[Callable[[str], bool], str]] = {
-    "Kommunenummer": (_digits(4), "må ha fire siffer"),
-    "Bydelsnummer": (_digits(2), "må ha to siffer (00 for hele kommunen)"),
-    "Organisasjonsnummer": (orgnr_ok, "må være et organisasjonsnummer med ni siffer og riktig "
-                            "kontrollsiffer"),
     "Dato": (_is_date, "må være en dato på formen ÅÅÅÅ-MM-DD"),
     "PeriodeFra": (_is_date, "må være en dato på formen ÅÅÅÅ-MM-DD"),
     "PeriodeTil": (_is_date, "må være en dato på formen ÅÅÅÅ-MM-DD"),
-    "Meldingstype": (bool, "kan ikke være tomt"),
 }
 
 
 def _check_value(node: Node, path: str) -> None:
+    clear_part.check_header_field(path, node.name, node.line, node.text, node.attributes)
     rule = _VALUE_RULES.get(node.name)
-    if rule is None and node.name == "Navn" and path.startswith("IPLOS\\Mottaker"):
-        rule = (bool, "kan ikke være tomt")
     if rule is not None and not rule[0](node.text):
         raise faults.invalid_value(node.name, node.line, rule[1])
     if node.name == "Uttak" and node.child_text("PeriodeFra") > node.child_text("PeriodeTil"):

@@ -21,6 +21,21 @@ SHA256 = XENC_NS + "sha256"
 MGF1_SHA256 = XENC11_NS + "mgf1sha256"
 TYPE_ELEMENT = XENC_NS + "Element"
 
+# IPIS's own names around the XML Encryption elements (docs/formater.md §3), here so that the
+# readers need not import the writer.
+FORMAT_VERSION = "1"
+ENVELOPE_ROOT = "IPLOSKryptert"  # the encrypted message's root, in clear
+TPF_LAYER_ROOT = "IPLOSInnhold"  # the root of the TPF layer's plaintext
+
+# The fixed names the writer gives the elements of the clear part: readers accept exactly
+# these (an Id is a value in clear, so it may not carry anything else).
+TPF_LAYER_ID = "tpf-lag"  # the TPF layer's EncryptedData
+TPF_KEY_ID = "tpf-nokkel"  # its EncryptedKey
+TPF_RECIPIENT = "TPF"
+REGISTER_KEY_ID = "registernokkel"  # the register layer's EncryptedKey (inside the TPF layer)
+REGISTER_RECIPIENT = "IPLOS"
+REGISTER_KEY_CARRIED_NAME = "registerlag"  # its CarriedKeyName
+
 GCM_IV_BYTES = 12  # the 96-bit IV GCM is designed for (NIST SP 800-38D)
 GCM_TAG_BYTES = 16
 CONTENT_KEY_BYTES = 32  # AES-256

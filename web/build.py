@@ -50,6 +50,7 @@ CORE_MODULES = (
     "identifiers.py",
     "rsakey.py",
     "xmlenc.py",
+    "clear_part.py",
     "reader.py",
     "contact.py",
     "keyfile.py",

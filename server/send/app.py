@@ -15,7 +15,7 @@ from .config import Config
 from .models import MIGRATIONS_DIR
 from .services import EXTENSION_KEY, Services
 from .status import label
-from .validation import EnvelopeSchema
+from .validation import ServedKeyNames
 
 # Headroom above the file limit for the multipart framing and the CSRF token.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -44,7 +44,7 @@ def create_app(config: Config, migrate: bool = True) -> Flask:
     storage = Storage(config.storage_dir)
     storage.clear_incoming()
     app.extensions[EXTENSION_KEY] = Services(
-        config=config, db=database, storage=storage, schema=EnvelopeSchema(config.xsd_path)
+        config=config, db=database, storage=storage, key_names=ServedKeyNames([config.key_file])
     )
 
     csrf = CSRFProtect(app)

@@ -12,8 +12,6 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipis_core.schemas import ENVELOPE_XSD
-
 # IPLOS Krypt as package data: `make page` copies the built page here, so a wheel built after
 # it carries the page; without it the download page says so (IPIS_OFFLINE_PAGE overrides).
 PACKAGED_PAGE = Path(__file__).resolve().parent / "page" / "ipis-krypt.html"
@@ -69,7 +67,6 @@ class Config:
     secret_key: str
     database_url: str
     storage_dir: Path
-    xsd_path: Path
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     tpf_url: str = ""  # empty: deliver to the local inbox folder (demo)
     tpf_token: str = ""
@@ -102,7 +99,6 @@ class Config:
             secret_key=load_secret_key(folder),
             database_url=database_url,
             storage_dir=storage.resolve(),
-            xsd_path=Path(os.environ.get("IPIS_XSD") or ENVELOPE_XSD),
             max_upload_bytes=_int_env("IPIS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
             tpf_url=os.environ.get("IPIS_TPF_URL", ""),
             tpf_token=os.environ.get("IPIS_TPF_TOKEN", ""),

@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from ..db import Database
 from ..storage import Storage
 from .config import Config
-from .validation import EnvelopeSchema
+from .validation import ServedKeyNames
 
 EXTENSION_KEY = "ipis"
 
@@ -19,7 +19,7 @@ class Services:
     config: Config
     db: Database
     storage: Storage
-    schema: EnvelopeSchema
+    key_names: ServedKeyNames  # the TPF key ids uploads may name (validation.py)
 
 
 def services(app: Flask | None = None) -> Services:

@@ -33,16 +33,15 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import FileField, SubmitField  # type: ignore[import-untyped]
 
+from ipis_core.envelope import Envelope
+from ipis_core.faults import EncryptedMessageFault
+
 from ..storage import IncomingFile, StorageError
 from .auth import login_required
 from .models import Account, OutboxItem, Submission, utcnow
 from .services import services
 from .status import AWAITING_CONFIRMATION, RECEIVED
-from .validation import (
-    NotEncryptedFormat,
-    StreamingValidator,
-    UploadFault,
-)
+from .validation import UploadValidator, refusal_status
 
 bp = Blueprint("upload", __name__)
 
@@ -94,17 +93,30 @@ def clean_file_name(raw: str | None) -> str:
 
 @dataclass
 class _Pipeline:
-    """One file part: validated, hashed and written as it arrives."""
+    """One file part: validated, hashed and written as it arrives.
 
-    validator: StreamingValidator
+    Only the bytes the validator returns (those it has checked) are hashed and written: a
+    refused file's unchecked bytes never reach the disk."""
+
+    validator: UploadValidator
     target: IncomingFile
     file_name: str
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+    received: int = 0
 
     def feed(self, data: bytes) -> None:
-        self.validator.feed(data)  # first: a refused file's bytes never reach the disk
-        self.digest.update(data)
-        self.target.write(data)
+        self.received += len(data)
+        self._write(self.validator.feed(data))
+
+    def finish(self) -> Envelope:
+        rest, envelope = self.validator.finish()
+        self._write(rest)
+        return envelope
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self.digest.update(data)
+            self.target.write(data)
 
 
 @dataclass
@@ -159,8 +171,8 @@ class _Receiver:
         if not event.filename:
             return  # no file chosen: an empty part
         svc = services()
-        validator = StreamingValidator(
-            svc.schema, self.account.kommunenummer, self.account.bydelsnummer
+        validator = UploadValidator(
+            svc.key_names.current(), self.account.kommunenummer, self.account.bydelsnummer
         )
         self.pipeline = _Pipeline(
             validator, svc.storage.open_incoming(), clean_file_name(event.filename)
@@ -173,14 +185,13 @@ class _Receiver:
             return
         try:
             self.pipeline.feed(data)
-        except UploadFault as refused:
-            cleartext = isinstance(refused, NotEncryptedFormat) and refused.cleartext
-            self.fail(refused.message, 422 if cleartext else 400)
+        except EncryptedMessageFault as refused:
+            self.fail(refused.message, refusal_status(refused))
 
     def _end_file(self) -> None:
         assert self.pipeline is not None
         pipeline, self.pipeline = self.pipeline, None
-        if pipeline.target.size == 0:
+        if pipeline.received == 0:
             pipeline.target.discard()
             return
         self.outcome = _finish(self.account, pipeline)
@@ -252,13 +263,14 @@ def _csrf_ok(token: bytes) -> bool:
 
 
 def _finish(account: Account, pipeline: _Pipeline) -> UploadOutcome:
-    """End of the file part: the XSD, then fsync, then the record (receipt) is committed."""
+    """End of the file part: the end of the envelope checked, then fsync, then the record
+    (receipt) is committed."""
     svc = services()
     try:
-        envelope = pipeline.validator.finish()
-    except UploadFault as refused:
+        envelope = pipeline.finish()
+    except EncryptedMessageFault as refused:
         pipeline.target.discard()
-        return UploadOutcome(fault=refused.message)
+        return UploadOutcome(fault=refused.message, status=refusal_status(refused))
     if pipeline.target.size == 0:
         pipeline.target.discard()
         return UploadOutcome(fault=NO_FILE)
@@ -292,7 +304,7 @@ def _finish(account: Account, pipeline: _Pipeline) -> UploadOutcome:
             kommunenummer=envelope.kommunenummer,
             bydelsnummer=envelope.bydelsnummer,
             organisasjonsnummer=envelope.organisasjonsnummer,
-            tpf_key_name=envelope.tpf_key_name,
+            tpf_key_name=envelope.tpf_key.key_name,
             status=AWAITING_CONFIRMATION if earlier else RECEIVED,
             status_at=now,
             duplicate_of=earlier.id if earlier else None,

@@ -12,7 +12,7 @@ import pytest
 from ipis_testlib import FNR, Keys, document, encrypt_bytes, person
 
 from ipis_core import decrypt
-from ipis_core.faults import SenderMismatch
+from ipis_core.faults import SenderAltered
 
 
 def _open(encrypted: bytes, keys: Keys) -> decrypt.OpenedMessage:
@@ -42,6 +42,6 @@ def test_changed_clear_sender_is_refused(keys: Keys, old: str, new: str) -> None
     encrypted, _ = encrypt_bytes(document([person(FNR[0])]).encode(), keys)
     text = encrypted.decode()
     assert text.count(old) == 1  # only the clear copy is readable
-    with pytest.raises(SenderMismatch) as raised:
+    with pytest.raises(SenderAltered) as raised:
         _open(text.replace(old, new).encode(), keys)
     assert "filen er endret etter krypteringen" in raised.value.message

@@ -71,3 +71,93 @@ def test_envelope_schema_refuses_downgrades_and_extra_elements(keys, old, new):
 
 def test_envelope_schema_refuses_a_cleartext_iplos_file():
     assert not schema("ipis-kryptert.xsd").validate(etree.fromstring(document_bytes(2)))
+
+
+# --- the envelope XSD and the code held to the same vectors (tests/vectors/envelope) -------------
+
+import json  # noqa: E402
+import pathlib  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ipis_core import clear_part  # noqa: E402
+
+ENVELOPE_VECTORS = pathlib.Path(__file__).resolve().parents[1] / "vectors" / "envelope"
+EXPECTED = json.loads((ENVELOPE_VECTORS / "expected.json").read_text(encoding="utf-8"))
+# How a careful server would parse: no DTD, no entities, no network.
+SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def xsd_outcome(data: bytes) -> str:
+    try:
+        document = etree.fromstring(data, SAFE_PARSER)
+    except etree.XMLSyntaxError:
+        return "refuses"
+    return "accepts" if schema("ipis-kryptert.xsd").validate(document) else "refuses"
+
+
+@pytest.mark.parametrize("case", EXPECTED["valid"], ids=[c["file"] for c in EXPECTED["valid"]])
+def test_xsd_accepts_every_valid_envelope_vector(case):
+    assert xsd_outcome((ENVELOPE_VECTORS / "valid" / case["file"]).read_bytes()) == "accepts"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in EXPECTED["invalid"] if c["xsd"] is not None],
+    ids=[c["file"] for c in EXPECTED["invalid"] if c["xsd"] is not None],
+)
+def test_xsd_refuses_what_the_code_refuses_except_the_documented_code_only_rules(case):
+    """Every invalid vector the code refuses, the XSD refuses too, unless the rule is one an
+    XSD cannot state (listed in expected.json and docs/formater.md)."""
+    outcome = xsd_outcome((ENVELOPE_VECTORS / "invalid" / case["file"]).read_bytes())
+    assert outcome == case["xsd"]
+    assert (outcome == "accepts") == ("code_only" in case)
+
+
+def test_code_only_rules_are_the_documented_ones():
+    documented = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "formater.md").read_text(
+        encoding="utf-8"
+    )
+    reasons = EXPECTED["code_only"]
+    for case in EXPECTED["invalid"]:
+        if case["xsd"] is None or "code_only" in case:
+            assert case.get("code_only") in reasons, case["file"]
+    for key in reasons:
+        assert f"`{key}`" in documented, key
+
+
+# A minimal envelope (the golden vector) with one value replaced: the XSD's verdict on that
+# value must be the code's rule's verdict, for any string.
+GOLDEN = (ENVELOPE_VECTORS / "valid" / "golden.xml").read_text(encoding="utf-8")
+PLACES = {
+    "avsender-navn": ("<Navn>Ålesund kommune, Pleie- og omsorgstjenesten Ærøy–Øksnes</Navn>",
+                      "<Navn>{}</Navn>", clear_part.AVSENDER_NAVN),
+    "mottaker-navn": ("<Navn>Statistisk sentralbyrå</Navn>", "<Navn>{}</Navn>",
+                      clear_part.MOTTAKER_NAVN),
+    "meldingstype": ("<Meldingstype>IPLOS</Meldingstype>", "<Meldingstype>{}</Meldingstype>",
+                     clear_part.MELDINGSTYPE),
+    "fagsystem-navn": ('navn="Profil"', 'navn="{}"', clear_part.FAGSYSTEM_NAVN),
+    "fagsystem-versjon": ('versjon="9.1"', 'versjon="{}"', clear_part.FAGSYSTEM_VERSJON),
+    "key-name": ("<ds:KeyName>tpf-vektor</ds:KeyName>", "<ds:KeyName>{}</ds:KeyName>",
+                 clear_part.KEY_NAME),
+}
+VALUES = st.text(
+    alphabet=st.sampled_from("aZæÅÀÿĀſƀɏɐΩ 0123456789.,;:'’\"()&/+-–—_!?*#«»\t")
+    | st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]),
+    max_size=160,
+) | st.builds(lambda n, c: c * n, st.integers(0, 160), st.sampled_from("aÅ9 ."))
+
+
+def _escape(value: str, attribute: bool) -> str:
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value.replace('"', "&quot;").replace("\t", "&#9;") if attribute else value
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(place=st.sampled_from(sorted(PLACES)), value=VALUES)
+def test_xsd_patterns_and_the_code_s_rules_agree_on_any_value(place, value):
+    old, template, rule = PLACES[place]
+    attribute = template.startswith(("navn", "versjon"))
+    document = GOLDEN.replace(old, template.format(_escape(value, attribute)), 1).encode()
+    assert (xsd_outcome(document) == "accepts") == rule.accepts(value), repr(value)

@@ -46,8 +46,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def config(tmp_path: Path, database_url: str) -> Config:
-    return make_config(tmp_path, database_url)
+def config(tmp_path: Path, database_url: str, files: SampleFiles) -> Config:
+    return make_config(tmp_path, database_url, keys=files.keys)
 
 
 @pytest.fixture

@@ -179,9 +179,24 @@ class RunningServer:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def start_server(instance: Path, env: dict[str, str] | None = None) -> RunningServer:
-    """``ipis serve`` as a subprocess on a free loopback port; waits until it answers."""
+def install_key_file(instance: Path, keys: Path) -> Path:
+    """Serve the key file the test files were encrypted with (its TPF key id is the one the
+    send module accepts in ds:KeyName), where ``ipis serve`` looks for it."""
+    target = instance / "nokler" / "nokkelfil.xml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(keys / "nokkelfil.xml", target)
+    return target
+
+
+def start_server(instance: Path, env: dict[str, str] | None = None,
+                 keys: Path | None = None) -> RunningServer:
+    """``ipis serve`` as a subprocess on a free loopback port; waits until it answers.
+
+    ``keys``: a folder from ``ipis keys generate`` whose key file the server serves (else it
+    makes demo keys)."""
     instance.mkdir(parents=True, exist_ok=True)
+    if keys is not None:
+        install_key_file(instance, keys)
     port = free_port()
     log = instance.parent / f"{instance.name}-serve.log"
     handle = log.open("w", encoding="utf-8")
@@ -213,7 +228,10 @@ def start_server(instance: Path, env: dict[str, str] | None = None) -> RunningSe
 # --- Flask test client helpers ----------------------------------------------------------------
 
 
-def make_config(tmp_path: Path, database_url: str, **changes: Any) -> Config:
+def make_config(tmp_path: Path, database_url: str, keys: Path | None = None,
+                **changes: Any) -> Config:
+    """A Config under ``tmp_path``; ``keys``: serve that folder's key file (see
+    install_key_file), else no key file (every upload is refused for its key name)."""
     import dataclasses
     import secrets
 
@@ -221,12 +239,13 @@ def make_config(tmp_path: Path, database_url: str, **changes: Any) -> Config:
 
     instance = tmp_path / "instance"
     instance.mkdir(exist_ok=True)
+    if keys is not None:
+        install_key_file(instance, keys)
     config = Config(
         instance_dir=instance,
         secret_key=secrets.token_hex(16),
         database_url=database_url,
         storage_dir=instance / "lager",
-        xsd_path=XSD,
         inbox_dir=instance / "tpf-innboks",
         key_file=instance / "nokler" / "nokkelfil.xml",
         offline_page=instance / "mangler.html",

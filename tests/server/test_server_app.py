@@ -221,7 +221,7 @@ def test_upload_requires_login(app: Flask, files: SampleFiles) -> None:
 
 
 def test_upload_over_the_limit(tmp_path: Path, database_url: str, files: SampleFiles) -> None:
-    app = create_app(make_config(tmp_path, database_url, max_upload_bytes=4000))
+    app = create_app(make_config(tmp_path, database_url, keys=files.keys, max_upload_bytes=4000))
     new_account(app)
     client = app.test_client()
     login(client)
@@ -274,7 +274,7 @@ def test_downloads(app: Flask, tmp_path: Path) -> None:
     assert missing.status_code == 404
     assert "make page" in missing.text
     config = services(app).config
-    config.key_file.parent.mkdir(parents=True)
+    config.key_file.parent.mkdir(parents=True, exist_ok=True)
     config.key_file.write_bytes(b"<IPLOSKrypteringsnokler/>")
     assert client.get("/last-ned/nokkelfil.xml").data == b"<IPLOSKrypteringsnokler/>"
 

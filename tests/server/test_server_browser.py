@@ -25,9 +25,10 @@ OTHER_PIN = "86427531"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(tmp_path_factory: pytest.TempPathFactory,
+           files: SampleFiles) -> Iterator[RunningServer]:
     env = {"IPIS_DATABASE_URL": "", "IPIS_THROTTLE_FAILURES": "1000"}
-    running = start_server(tmp_path_factory.mktemp("browser") / "instance", env)
+    running = start_server(tmp_path_factory.mktemp("browser") / "instance", env, keys=files.keys)
     instance = ["--instance", str(running.instance)]
     for numbers, pin in ((LOCKME, LOCK_PIN), (OTHER, OTHER_PIN)):
         ipis("account", "add", "--kommunenummer", numbers[0], "--organisasjonsnummer",

@@ -97,7 +97,7 @@ def _status(app: object, public_id: str) -> str:
 
 def test_retries_with_backoff_until_tpf_confirms(tmp_path: Path, database_url: str,
                                                 stub: StubTpf, files: SampleFiles) -> None:
-    app = create_app(make_config(tmp_path, database_url, tpf_url=stub.url,
+    app = create_app(make_config(tmp_path, database_url, keys=files.keys, tpf_url=stub.url,
                                  tpf_token=stub.token, retry_base_seconds=0.2))
     public_id = _submit(app, files)
     worker = Worker(services(app))
@@ -122,7 +122,8 @@ def test_accepted_then_confirmed_on_poll(tmp_path: Path, database_url: str, stub
                                          files: SampleFiles) -> None:
     stub.fail_first = 0
     stub.final_status = 202
-    app = create_app(make_config(tmp_path, database_url, tpf_url=stub.url, tpf_token=stub.token))
+    app = create_app(make_config(tmp_path, database_url, keys=files.keys, tpf_url=stub.url,
+                                 tpf_token=stub.token))
     public_id = _submit(app, files)
     worker = Worker(services(app))
     assert worker.process_one()
@@ -142,7 +143,7 @@ def test_worker_thread_in_serve_delivers_to_local_inbox(tmp_path: Path, database
                                                         files: SampleFiles) -> None:
     from ipis_server.send.outbox import start_thread
 
-    config = make_config(tmp_path, database_url, worker_poll_seconds=0.05)
+    config = make_config(tmp_path, database_url, keys=files.keys, worker_poll_seconds=0.05)
     app = create_app(config)
     stop = threading.Event()
     thread = start_thread(services(app), stop)

@@ -27,13 +27,13 @@ pytestmark = pytest.mark.xdist_group("server-process")  # one worker: the server
 
 @pytest.fixture(scope="module",
                 params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def running(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            files: SampleFiles) -> Iterator[RunningServer]:
     env = {"IPIS_DATABASE_URL": ""}
     if request.param == "postgres":
         server_url = request.getfixturevalue("postgres_server")
         env["IPIS_DATABASE_URL"] = create_database(server_url, f"serve_{secrets.token_hex(6)}")
-    server = start_server(tmp_path_factory.mktemp("serve") / "instance", env)
+    server = start_server(tmp_path_factory.mktemp("serve") / "instance", env, keys=files.keys)
     server.env = env  # type: ignore[attr-defined]
     yield server
     server.stop()
@@ -124,9 +124,10 @@ def test_gunicorn_production_entry_point(db: str, request: pytest.FixtureRequest
     import subprocess
     import sys
 
-    from server_testlib import REPO, free_port, wait_for_http
+    from server_testlib import REPO, free_port, install_key_file, wait_for_http
 
     instance = tmp_path_factory.mktemp("gunicorn") / "instance"
+    install_key_file(instance, files.keys)
     env = {**os.environ, "IPIS_INSTANCE": str(instance), "IPIS_DATABASE_URL": ""}
     if db == "postgres":
         env["IPIS_DATABASE_URL"] = create_database(

@@ -1,56 +1,67 @@
-"""The streaming validator: each fault of formats §3, at any chunk size, without a full tree."""
+"""The upload's validator (the core's envelope reader, with the login and the served key names):
+each fault of formats §3, at any chunk size, and only validated bytes handed on for storage."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 from server_testlib import XSD, SampleFiles
 
-from ipis_server.send.validation import (
-    EnvelopeSchema,
-    NotEncryptedFormat,
+from ipis_core.envelope_grammar import KNOWN_ELEMENTS
+from ipis_core.faults import (
+    AlgorithmNotAllowed,
+    CipherValueInvalid,
+    CleartextIplosFile,
+    EmptyMessage,
+    EncryptedMessageFault,
+    InvalidEnvelopeValue,
+    MarkupNotAllowed,
+    MisplacedEnvelopeElement,
     NotWellFormed,
-    SenderMismatch,
-    StreamingValidator,
-    UnknownElement,
-    UploadFault,
+    SenderDiffersFromLogin,
+    UnknownEnvelopeElement,
+    UnknownKeyName,
+    WrongRootElement,
 )
+from ipis_server.send.validation import ServedKeyNames, UploadValidator, refusal_status
 
 FORMAT = "Ugyldig format på kryptert melding. Kjøringen avsluttes"
 NOT_XML = "Feil ved sending av fil; Ikke gyldig XML."
+KEY_NAMES = frozenset({"tpf-2026"})
 
 
-@pytest.fixture(scope="module")
-def schema() -> EnvelopeSchema:
-    return EnvelopeSchema(XSD)
-
-
-def check(schema: EnvelopeSchema, data: bytes, chunk: int = 65536,
-          login: tuple[str, str] = ("0301", "00")) -> object:
-    validator = StreamingValidator(schema, *login)
+def check(data: bytes, chunk: int = 65536, login: tuple[str, str] = ("0301", "00"),
+          key_names: frozenset[str] = KEY_NAMES) -> tuple[bytes, object]:
+    """Feed ``data`` in chunks; return the bytes handed on for storage and the envelope."""
+    validator = UploadValidator(key_names, *login)
+    stored = b""
     for start in range(0, len(data), chunk):
-        validator.feed(data[start:start + chunk])
-    return validator.finish()
+        stored += validator.feed(data[start:start + chunk])
+    rest, envelope = validator.finish()
+    return stored + rest, envelope
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 4096, 1 << 20])
-def test_accepts_encrypted_file_at_any_chunk_size(schema: EnvelopeSchema, files: SampleFiles,
-                                                  chunk: int) -> None:
+def test_accepts_encrypted_file_at_any_chunk_size(files: SampleFiles, chunk: int) -> None:
     data = files.encrypted.read_bytes()
-    envelope = check(schema, data, chunk)
+    stored, envelope = check(data, chunk)
     assert envelope.kommunenummer == "0301"  # type: ignore[attr-defined]
-    assert envelope.tpf_key_name == "tpf-2026"  # type: ignore[attr-defined]
+    assert envelope.tpf_key.key_name == "tpf-2026"  # type: ignore[attr-defined]
+    assert stored == data  # every byte handed on once, in order, after it was checked
 
 
-def _fault(schema: EnvelopeSchema, data: bytes, **kw: object) -> UploadFault:
-    with pytest.raises(UploadFault) as caught:
-        check(schema, data, **kw)  # type: ignore[arg-type]
+def _fault(data: bytes, **kw: object) -> EncryptedMessageFault:
+    with pytest.raises(EncryptedMessageFault) as caught:
+        check(data, **kw)  # type: ignore[arg-type]
     return caught.value
 
 
-def test_cleartext_iplos_file_is_refused_as_not_encrypted(schema: EnvelopeSchema,
-                                                          files: SampleFiles) -> None:
-    fault = _fault(schema, files.cleartext.read_bytes())
-    assert isinstance(fault, NotEncryptedFormat) and fault.cleartext
+def test_cleartext_iplos_file_is_refused_as_not_encrypted(files: SampleFiles) -> None:
+    fault = _fault(files.cleartext.read_bytes())
+    assert isinstance(fault, CleartextIplosFile)
+    assert refusal_status(fault) == 422
     assert fault.message == FORMAT
 
 
@@ -60,60 +71,99 @@ def test_cleartext_iplos_file_is_refused_as_not_encrypted(schema: EnvelopeSchema
         (lambda d: d[: len(d) // 2], NotWellFormed, NOT_XML),
         (lambda d: b"hello", NotWellFormed, NOT_XML),
         (lambda d: d.replace(b"</Meldingstype>", b"</Meldingstype><Ukjent>1</Ukjent>", 1),
-         UnknownElement, "Valideringsfeil. Ukjent tag navn: Ukjent"),
+         UnknownEnvelopeElement, "Valideringsfeil. Ukjent tag navn: Ukjent"),
         (lambda d: d.replace(b"<xenc:CipherData>", b"<xenc:Fremmed/><xenc:CipherData>", 1),
-         UnknownElement, "Valideringsfeil. Ukjent tag navn: xenc:Fremmed"),
+         UnknownEnvelopeElement, "Valideringsfeil. Ukjent tag navn: xenc:Fremmed"),
         (lambda d: d.replace(b"</Mottaker>", b"</Mottaker><Meldingstype>X</Meldingstype>", 1),
-         NotEncryptedFormat, FORMAT),
-        (lambda d: d.replace(b'versjon="1"', b'versjon="9"', 1), NotEncryptedFormat, FORMAT),
-        (lambda d: d.replace(b"aes256-gcm", b"aes128-gcm", 1), NotEncryptedFormat, FORMAT),
-        (lambda d: d.replace(b"IPLOSKryptert", b"Annet"), NotEncryptedFormat, FORMAT),
+         MisplacedEnvelopeElement, FORMAT),
+        (lambda d: d.replace(b'versjon="1"', b'versjon="9"', 1), InvalidEnvelopeValue, FORMAT),
+        (lambda d: d.replace(b"aes256-gcm", b"aes128-gcm", 1), AlgorithmNotAllowed, FORMAT),
+        (lambda d: d.replace(b"IPLOSKryptert", b"Annet"), WrongRootElement, FORMAT),
         (lambda d: b'<?xml version="1.0"?><!DOCTYPE IPLOSKryptert [<!ENTITY x "y">]>'
-         + d.split(b"?>", 1)[1], NotEncryptedFormat, FORMAT),
+         + d.split(b"?>", 1)[1], MarkupNotAllowed, FORMAT),
         (lambda d: d.replace(b"</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>",
                              b"!!</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>"),
-         NotEncryptedFormat, FORMAT),
-        (lambda d: b"", NotEncryptedFormat, FORMAT),
+         CipherValueInvalid, FORMAT),
+        (lambda d: b"", EmptyMessage, FORMAT),
     ],
     ids=["truncated", "not-xml", "unknown", "unknown-xenc", "twice", "version", "algorithm",
          "root", "doctype", "bad-base64", "empty"],
 )
-def test_faults_have_the_seed_messages(schema: EnvelopeSchema, files: SampleFiles, edit: object,
-                                       kind: type, message: str) -> None:
+def test_faults_have_the_seed_messages(files: SampleFiles, edit: object, kind: type,
+                                       message: str) -> None:
     data = edit(files.encrypted.read_bytes())  # type: ignore[operator]
-    fault = _fault(schema, data)
+    fault = _fault(data)
     assert isinstance(fault, kind)
     assert fault.message == message
 
 
-def test_kommunenummer_mismatch_names_both_numbers(schema: EnvelopeSchema,
-                                                   files: SampleFiles) -> None:
-    fault = _fault(schema, files.encrypted.read_bytes(), login=("1103", "00"))
-    assert isinstance(fault, SenderMismatch)
-    assert "0301" in fault.message and "1103" in fault.message
-    assert "krypter filen på nytt" in fault.message
-    assert "IPLOS-datafilen" in fault.message
+def test_kommunenummer_mismatch_names_both_numbers(files: SampleFiles) -> None:
+    data = files.encrypted.read_bytes()
+    validator = UploadValidator(KEY_NAMES, "1103", "00")
+    with pytest.raises(SenderDiffersFromLogin) as caught:
+        validator.feed(data)
+    message = caught.value.message
+    assert "0301" in message and "1103" in message
+    assert "krypter filen på nytt" in message
+    assert "IPLOS-datafilen" in message
 
 
-def test_large_cipher_value_keeps_no_text(schema: EnvelopeSchema, files: SampleFiles) -> None:
-    """A 20 MB CipherValue passes through in chunks and leaves only the placeholder."""
+def test_kommunenummer_mismatch_is_found_before_the_tpf_layer_is_handed_on(
+        files: SampleFiles) -> None:
+    """Refused at the end of the clear Avsender: not a byte of the TPF layer is returned."""
+    data = files.encrypted.read_bytes()
+    validator = UploadValidator(KEY_NAMES, "1103", "00")
+    stored = b""
+    with pytest.raises(SenderDiffersFromLogin):
+        for start in range(0, len(data), 16):
+            stored += validator.feed(data[start:start + 16])
+    assert b"</Avsender>" not in stored and b"EncryptedData" not in stored
+
+
+def test_a_key_name_the_send_module_does_not_serve_is_refused(files: SampleFiles) -> None:
+    fault = _fault(files.encrypted.read_bytes(), key_names=frozenset({"tpf-2025"}))
+    assert isinstance(fault, UnknownKeyName)
+    assert "nøkkel som ikke er i bruk" in fault.message
+
+
+def test_large_cipher_value_keeps_no_text(files: SampleFiles) -> None:
+    """A 20 MB CipherValue passes through in chunks and is handed on as it is checked."""
     data = files.encrypted.read_bytes()
     head, _, rest = data.rpartition(b"<xenc:CipherValue>")
     body, _, tail = rest.partition(b"</xenc:CipherValue>")
     big = head + b"<xenc:CipherValue>" + b"QUJD" * 5_000_000 + b"</xenc:CipherValue>" + tail
-    validator = StreamingValidator(schema, "0301", "00")
+    validator = UploadValidator(KEY_NAMES, "0301", "00")
+    handed_on = 0
     for start in range(0, len(big), 1 << 20):
-        validator.feed(big[start:start + (1 << 20)])
-    assert validator.finish().kommunenummer == "0301"
+        handed_on += len(validator.feed(big[start:start + (1 << 20)]))
+        fed = min(start + (1 << 20), len(big))
+        assert fed - handed_on <= 4096  # at most one small token held back
+    rest_bytes, envelope = validator.finish()
+    assert envelope.kommunenummer == "0301"
+    assert handed_on + len(rest_bytes) == len(big)
     assert body  # the real value was there
 
 
+def test_served_key_names_follow_the_key_file(tmp_path: Path, files: SampleFiles) -> None:
+    """Re-read when the file changes (a key rotation needs no restart); none when missing."""
+    import os
+    import shutil
+
+    key_file = tmp_path / "nokkelfil.xml"
+    served = ServedKeyNames([key_file])
+    assert served.current() == frozenset()
+    shutil.copyfile(files.keys / "nokkelfil.xml", key_file)
+    assert served.current() == frozenset({"tpf-2026"})
+    text = key_file.read_bytes().decode("utf-16").replace('id="tpf-2026"', 'id="tpf-2027"')
+    key_file.write_bytes(text.encode("utf-16"))
+    os.utime(key_file, ns=(1, 1))  # a different stamp even on a coarse clock
+    assert served.current() == frozenset({"tpf-2027"})
+    key_file.write_bytes(b"<IPLOSKrypteringsnokler/>")
+    assert served.current() == frozenset()
+
+
 def test_known_elements_match_the_schema() -> None:
-    """The "Ukjent tag navn" list and the XSD must not drift apart."""
-    import re
-
-    from ipis_server.send.validation import KNOWN_ELEMENTS
-
+    """The "Ukjent tag navn" list (from the grammar) and the XSD must not drift apart."""
     folder = XSD.parent
     declared_in = {
         name: set(re.findall(r'element name="([A-Za-z]+)"', (folder / name).read_text()))
@@ -122,6 +172,6 @@ def test_known_elements_match_the_schema() -> None:
     }
     envelope = set().union(*(v for k, v in declared_in.items() if k != "iplos-felles.xsd"))
     everything = set().union(*declared_in.values())
-    known = {local for _namespace, local in KNOWN_ELEMENTS}
+    known = {name.rpartition(" ")[2] for name in KNOWN_ELEMENTS}
     assert envelope <= known
     assert known <= everything
