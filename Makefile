@@ -20,7 +20,7 @@ run: page
 	$(BIN)/ipis serve
 
 lint: setup
-	$(BIN)/ruff check pyapp server tests bench web
+	$(BIN)/ruff check pyapp server tests bench web scripts
 	$(BIN)/mypy
 
 # Everything up (chromium and postgresql from Debian where missing), then every test: the
