@@ -88,7 +88,7 @@ class RootNotIplos(IplosFault):
     """Seed: the root element is not IPLOS (also: an empty file)."""
 
     def __init__(self) -> None:
-        super().__init__('Feltet "IPLOS" mangler')
+        super().__init__("Feltet ”IPLOS” mangler")  # the seed's quotation marks (issue 10.7)
 
 
 class TagMismatch(IplosFault):
@@ -120,6 +120,22 @@ class UnsupportedVersion(IplosFault):
 
 class MalformedData(IplosFault):
     """Any other fault in the data file, in the seed's style."""
+
+
+def not_iplos_file() -> MalformedData:
+    """A Word, Excel, PDF, image or zip file (anything that cannot start an XML document)."""
+    return MalformedData(
+        "Filen er ikke en IPLOS XML-fil. Velg IPLOS-filen som fagsystemet eksporterte."
+    )
+
+
+def bad_xml_version(line: int) -> MalformedData:
+    """The XML declaration's version is not 1.x (expat does not check it; libxml2 does)."""
+    return MalformedData(
+        f"Feil i innholdet i IPLOS filen: XML-deklarasjonen på linje {line} har et ugyldig "
+        "versjonsnummer (det skal være 1.0). Kontakt leverandøren av fagsystemet som genererte "
+        "IPLOS meldingen."
+    )
 
 
 def truncated(tag: str, line: int) -> MalformedData:
@@ -206,6 +222,15 @@ class KeyFileInvalid(KeyFileFault):
     def __init__(self, detail: str) -> None:
         super().__init__(
             f"Nøkkelfilen er ikke gyldig: {detail}. Hent nøkkelfilen på nytt fra SSB."
+        )
+
+
+class KeyFileDamaged(KeyFileFault):
+    """The key file ends too early (cut short in a download or a copy)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Nøkkelfilen er skadet eller ufullstendig. Hent nøkkelfilen på nytt fra SSB."
         )
 
 

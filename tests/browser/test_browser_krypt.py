@@ -71,7 +71,7 @@ SEED_FAULTS = {
     "no key file": ("keys", "Nøkkelfil mangler"),
     "contact": ("contact", "E-post adresse/Navn/MobilTelefonnr mangler"),
     "unreadable": ("data", "IPLOS filen kunne ikke åpnes."),
-    "not IPLOS": ("data", 'Feltet "IPLOS" mangler'),
+    "not IPLOS": ("data", 'Feltet ”IPLOS” mangler'),
     "mismatch": (
         "data",
         "Feil i innholdet i IPLOS filen: Starten på feltet Husstand på linje 23 stemmer ikke "

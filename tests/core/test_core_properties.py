@@ -26,13 +26,17 @@ SETTINGS = settings(max_examples=120, deadline=None,
 
 _L = r"\d+"
 DOCUMENTED = [re.compile(p) for p in (
-    r'Feltet "IPLOS" mangler',
+    r'Feltet ”IPLOS” mangler',
     rf"Feil i innholdet i IPLOS filen: Starten på feltet \S+ på linje {_L} stemmer ikke med "
     rf"avslutningen \S+ på linje {_L}\.",
     r"IPLOS filen er mangelfull: Følgende felt mangler IPLOS(\\[A-Za-z]+)+",
     r"Ugyldig versjonsnummer for IPLOS meldingen\. Kontakt leverandøren av fagsystemet som "
     r"genererte IPLOS meldingen",
     r"IPLOS filen kunne ikke åpnes\.",
+    r"Filen er ikke en IPLOS XML-fil\. Velg IPLOS-filen som fagsystemet eksporterte\.",
+    rf"Feil i innholdet i IPLOS filen: XML-deklarasjonen på linje {_L} har et ugyldig "
+    r"versjonsnummer \(det skal være 1\.0\)\. Kontakt leverandøren av fagsystemet som "
+    r"genererte IPLOS meldingen\.",
     rf"IPLOS filen er ufullstendig: Feltet \S+ som starter på linje {_L} blir aldri avsluttet\. "
     r"Filen kan være avkortet; eksporter den på nytt fra fagsystemet\.",
     rf"Feil i innholdet i IPLOS filen: Ugyldig XML på linje {_L}, kolonne {_L}\. Kontroller at "

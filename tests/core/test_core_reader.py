@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -51,7 +52,7 @@ def test_seed_fault_message_does_not_depend_on_chunking(
 
 def test_every_seed_message_of_formats_1_has_a_vector() -> None:
     messages = {c["message"] for c in FAULTS if c["seed"]}
-    assert 'Feltet "IPLOS" mangler' in messages
+    assert 'Feltet ”IPLOS” mangler' in messages
     starts = ("Feil i innholdet i IPLOS filen: Starten på feltet ",
               "IPLOS filen er mangelfull: Følgende felt mangler IPLOS\\")
     for start in starts:
@@ -158,3 +159,106 @@ def test_check_digit_lines_are_collected_not_numbers() -> None:
     reader, _ = read_all(document([person(FNR[1]), person(bad), person(bad)]).encode())
     assert reader.bad_check_digit_lines == [29, 37]
     assert reader.persons == 3
+
+
+# --- line numbers of faults found late (issue 8.5) ---------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 16])
+def test_reversed_period_is_reported_on_periodefra_line(chunk: int) -> None:
+    """The fault names PeriodeFra, so its line is PeriodeFra's (17), not Uttak's (15)."""
+    text = document().replace("<PeriodeFra>2025-01-01", "<PeriodeFra>2026-01-01")
+    assert fault_of(text.encode(), chunk) == (
+        "Feil i innholdet i IPLOS filen: Feltet PeriodeFra på linje 17 er etter PeriodeTil."
+    )
+    # found as soon as PeriodeTil ends: before a later fault inside Uttak
+    later = text.replace("</PeriodeTil>", "</PeriodeTil><Ukjent/>")
+    assert fault_of(later.encode(), chunk) == (
+        "Feil i innholdet i IPLOS filen: Feltet PeriodeFra på linje 17 er etter PeriodeTil."
+    )
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 16])
+@pytest.mark.parametrize(
+    ("stray", "line"),
+    [
+        ("<Bydelsnummer>00</Bydelsnummer> Oslo", 6),  # text on the line of the tag before it
+        ("<Bydelsnummer>00</Bydelsnummer>\n\n   Oslo", 8),  # text lines below it
+        ("<Bydelsnummer>00</Bydelsnummer><!-- c\n -->\n x", 8),  # after a comment
+        ('<Fagsystem navn="a>b"\n versjon="1"/> x', 10),  # after a '>' in a value
+        ("<Bydelsnummer>00</Bydelsnummer><![CDATA[\nx]]>", 6),  # CDATA is text too
+    ],
+    ids=["same-line", "lines-below", "after-comment", "after-quoted-gt", "cdata"],
+)
+def test_stray_text_in_the_header_is_reported_on_its_own_line(
+    stray: str, line: int, chunk: int
+) -> None:
+    """expat hands buffered text over at the next tag, lines later; the line is the text's."""
+    target = '<Fagsystem navn="Gerica" versjon="2026.2"/>' if "Fagsystem" in stray else (
+        "<Bydelsnummer>00</Bydelsnummer>")
+    text = document().replace(target, stray)
+    assert fault_of(text.encode(), chunk) == (
+        f"Feil i innholdet i IPLOS filen: Uventet tekst i feltet Avsender på linje {line}."
+    )
+
+
+# --- the XML declaration (hypothesis found a UTF-16 file with version=".0" accepted) -----------
+
+ENCODED = {
+    "UTF-8": lambda text: text.encode("utf-8"),
+    "UTF-8 BOM": lambda text: b"\xef\xbb\xbf" + text.encode("utf-8"),
+    "UTF-16 LE BOM": lambda text: b"\xff\xfe" + text.replace("UTF-8", "UTF-16").encode("utf-16-le"),
+    "UTF-16 BE BOM": lambda text: b"\xfe\xff" + text.replace("UTF-8", "UTF-16").encode("utf-16-be"),
+    "ISO-8859-1": lambda text: text.replace("UTF-8", "ISO-8859-1").encode("latin-1"),
+}
+
+
+@pytest.mark.parametrize("encoding", ENCODED)
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.10", ".0", "2.0", "1.x", "1.", "", "01.0"])
+def test_xml_declaration_version_is_checked_in_every_encoding(encoding: str, version: str) -> None:
+    """expat does not check the version number (libxml2 does), and the reader hands expat
+    re-encoded UTF-8, so the reader checks it: XML 1.0's VersionNum, 1.[0-9]+."""
+    data = ENCODED[encoding](document().replace('version="1.0"', f'version="{version}"'))
+    message = fault_of(data, chunk=3)
+    if re.fullmatch(r"1\.[0-9]+", version):
+        assert message is None
+        parse(data)  # and lxml agrees the file is XML
+    else:
+        assert message == (
+            "Feil i innholdet i IPLOS filen: XML-deklarasjonen på linje 1 har et ugyldig "
+            "versjonsnummer (det skal være 1.0). Kontakt leverandøren av fagsystemet som "
+            "genererte IPLOS meldingen."
+        )
+
+
+# --- files that are no XML at all (issue 10.7) ------------------------------------------------
+
+NOT_IPLOS_FILE = "Filen er ikke en IPLOS XML-fil. Velg IPLOS-filen som fagsystemet eksporterte."
+
+
+@pytest.mark.parametrize(
+    "start",
+    [b"%PDF-1.4", b"PK\x03\x04", bytes.fromhex("d0cf11e0a1b11ae1"), b"\x89PNG\r\n\x1a\n",
+     b"\xff\xd8\xff\xe0", b"GIF87a", b"{\"a\": 1}", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff",
+     b"  \r\n\tFodselsnummer;Husstand", b"\xef\xbb\xbf%PDF", b"\xfe\xff\x00x"],
+    ids=["pdf", "zip-docx-xlsx", "ole-doc-xls", "png", "jpeg", "gif87", "json", "utf32le",
+         "utf32be", "csv-after-space", "pdf-after-bom", "utf16-letter"],
+)
+@pytest.mark.parametrize("chunk", [1, 1 << 16])
+def test_a_file_that_cannot_start_xml_is_named_as_such(start: bytes, chunk: int) -> None:
+    """Before any message about characters or XML: the user picked the wrong file."""
+    assert fault_of(start + bytes(range(256)) * 8, chunk) == NOT_IPLOS_FILE
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", 'Feltet ”IPLOS” mangler'),
+        (b" \r\n\t ", 'Feltet ”IPLOS” mangler'),
+        (b"\xff\xfe", 'Feltet ”IPLOS” mangler'),
+        (b"\n\n  " + document().split("?>\n", 1)[1].encode(), None),  # no declaration: fine
+    ],
+    ids=["empty", "whitespace", "bom-only", "leading-whitespace"],
+)
+def test_what_is_not_refused_as_a_non_xml_file(data: bytes, message: str | None) -> None:
+    assert fault_of(data) == message
