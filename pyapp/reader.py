@@ -94,10 +94,11 @@ class IplosReader:
         return self._take_events()
 
     def close(self) -> list[Event]:
-        """Signal the end of the file; raise if the document is incomplete."""
+        """Signal the end of the file; raise if the document is incomplete.
+
+        A document that ends without error has had its root element, IPLOS, with Personer
+        (else expat or the header phase raised), so the header is always among the events."""
         self._parse(self._start() if self._to_utf8 is None else b"", final=True)
-        if self.header is None and not self._header_phase.stack:
-            raise faults.RootNotIplos()
         return self._take_events()
 
     # --- bytes in ---------------------------------------------------------------------------

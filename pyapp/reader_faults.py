@@ -61,10 +61,8 @@ def _end_tag_name(window: ByteWindow, index: int) -> str:
 def _bad_character_at(window: ByteWindow, index: int) -> bool:
     """Is the byte expat stopped at not a character (bad UTF-8, a control character)?"""
     sample = window.slice(index, index + 4)
-    if not sample:
-        return False
-    if sample[0] < 0x20 and sample[0] not in b"\t\n\r":
-        return True
+    if sample[:1] < b" " and sample[:1] not in (b"", b"\t", b"\n", b"\r"):
+        return True  # a control character: XML 1.0 allows none but these three
     try:
         sample.decode("utf-8")
     except UnicodeDecodeError as problem:

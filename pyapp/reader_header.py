@@ -163,8 +163,6 @@ class HeaderPhase:
             start = self.stack[-1].child("PeriodeFra")
             if start is not None and start.text > node.text:
                 raise faults.invalid_value("PeriodeFra", start.line, "er etter PeriodeTil")
-        if not self.stack:  # </IPLOS> without Personer
-            _check_required(node, ROOT)
 
     def _start_personer(self, attributes: list[str], line: int) -> None:
         root = self.stack[0]

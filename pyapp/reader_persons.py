@@ -76,8 +76,6 @@ class PersonScanner:
         self.bad_check_digit_lines: list[int] = []
         self._slow: SlowPerson | None = None  # a person of another shape, being fed
         self._slow_fed = 0  # absolute: how far it has been fed
-        self._not_element_at: int | None = None  # absolute: the next '<!' or '<?' found
-        self._not_element_searched = 0  # absolute: searched for them up to here
 
     def scan(self, limit: int, events: list[Event]) -> None:
         """Take every person, and the end of ``Personer``, that ends before ``limit``."""
@@ -175,18 +173,11 @@ class PersonScanner:
 
     def _markup_not_element(self, limit: int) -> int:
         """Absolute position of the next '<!' or '<?' (comment, CDATA, processing instruction)
-        at or after ``position``, or ``limit``; each byte is searched once."""
-        if self._not_element_at is not None and self._not_element_at >= self.position:
-            return min(self._not_element_at, limit)
+        at or after ``position``, or ``limit``. Linear over a scan: each search ends at the
+        next such markup, which the exact path then passes."""
         data, offset = self.window.data, self.window.offset
-        begin = max(self.position, self._not_element_searched - 1)  # '<' | '!' split earlier
-        found = _NOT_ELEMENT_RE.search(data, begin - offset, limit - offset)
-        if found is None:
-            self._not_element_at, self._not_element_searched = None, limit
-            return limit
-        self._not_element_at = found.start() + offset
-        self._not_element_searched = found.end() + offset
-        return self._not_element_at
+        found = _NOT_ELEMENT_RE.search(data, self.position - offset, limit - offset)
+        return limit if found is None else found.start() + offset
 
     def _take_other(self, limit: int, events: list[Event]) -> bool:
         """The end of ``Personer``, or one person of another shape; False: wait for bytes."""
