@@ -390,7 +390,7 @@ def test_a_person_of_another_shape_among_plain_ones_is_read_as_lxml_reads_it(
 def test_utf16_without_bom_is_read_by_its_first_characters(codec: str) -> None:
     """'<?' in UTF-16 without a BOM (formats §1 asks for a BOM; this much is recognised)."""
     data = document([person(FNR[0]), person(FNR[1])], encoding="UTF-16").encode(codec)
-    reader, events = read_all(data, chunk=3)
+    _, events = read_all(data, chunk=3)
     assert [e.fodselsnummer for e in events if isinstance(e, PersonRecord)] == list(FNR[:2])
 
 
