@@ -1,9 +1,18 @@
-"""Encrypting a file on disk natively: the ``ipis encrypt`` command's work."""
+"""Encrypting a file on disk natively: the ``ipis encrypt`` command's work.
+
+The one place the core uses a second thread (the browser has none, so ``MessageEncryptor``
+stays single-threaded): the output is hashed and written by ``HashingWriter`` on a thread of
+its own. hashlib and file writes release the GIL on large buffers, so that work runs on the
+machine's second core while the main thread reads, parses and encrypts.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
+import queue
+import threading
 from typing import BinaryIO
 
 from .atomic import AtomicOutput
@@ -21,6 +30,49 @@ from .keyfile import load_key_file
 from .message import EncryptionSummary, MessageEncryptor
 
 CHUNK_BYTES = 1 << 20
+# Output pieces (about 2 MB each: the output of one input chunk) queued for the writer at
+# most: enough to ride out a slow write, small enough to keep memory flat.
+QUEUED_PIECES = 4
+
+
+class HashingWriter:
+    """Writes pieces to ``sink`` and hashes them (SHA-256), in order, on its own thread."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink = sink
+        self._sha256 = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_PIECES)
+        self._error: Exception | None = None  # raised in the main thread at its next call
+        self._thread = threading.Thread(target=self._run, name="ipis-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, piece: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(piece)
+
+    def finish(self) -> str:
+        """Wait until everything is written; the SHA-256 (hex) of all of it."""
+        self.stop()
+        if self._error is not None:
+            raise self._error
+        return self._sha256.hexdigest()
+
+    def stop(self) -> None:
+        """End the thread (also after a fault): nothing is written after this returns."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (piece := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the main thread raises at its next call
+            try:
+                self._sink.write(piece)
+                self._sha256.update(piece)
+            except Exception as error:  # an OSError becomes OutputNotWritable there
+                self._error = error
 
 
 def check_form(
@@ -58,13 +110,18 @@ async def encrypt_file(
         source = open(data_path, "rb")
     except OSError:
         raise DataFileUnreadable() from None
-    encryptor = MessageEncryptor(key_file, contact, NativeBackend(), today)
+    encryptor = MessageEncryptor(key_file, contact, NativeBackend(), today, hash_output=False)
     with source:
         try:
             with AtomicOutput(out_path) as sink:
-                while chunk := _read(source):
-                    sink.write(await encryptor.feed(chunk))
-                sink.write(await encryptor.finish())
+                writer = HashingWriter(sink)
+                try:
+                    while chunk := _read(source):
+                        writer.write(await encryptor.feed(chunk))
+                    writer.write(await encryptor.finish())
+                    encryptor.summary.sha256 = writer.finish()
+                finally:
+                    writer.stop()  # before AtomicOutput closes (or removes) the file
         except OSError:  # reading faults are IplosFaults already; this is the output side
             raise OutputNotWritable() from None
     return encryptor.summary

@@ -126,7 +126,7 @@ class RootNotIplos(DataFileFault):
     """Seed: the root element is not IPLOS (also: an empty file)."""
 
     def __init__(self) -> None:
-        super().__init__('Feltet "IPLOS" mangler')
+        super().__init__("Feltet ”IPLOS” mangler")  # the seed's quotation marks (issue 10.7)
 
 
 class TagMismatch(DataFileFault):
@@ -158,6 +158,26 @@ class UnsupportedVersion(DataFileFault):
 
 class MalformedData(DataFileFault):
     """Abstract: the file's content breaks the export format; never raised itself."""
+
+
+class NotIplosFile(MalformedData):
+    """A Word, Excel, PDF, image or zip file (anything that cannot start an XML document)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Filen er ikke en IPLOS XML-fil. Velg IPLOS-filen som fagsystemet eksporterte."
+        )
+
+
+class BadXmlVersion(MalformedData):
+    """The XML declaration's version is not 1.x (expat does not check it; libxml2 does)."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(
+            f"Feil i innholdet i IPLOS filen: XML-deklarasjonen på linje {line} har et ugyldig "
+            "versjonsnummer (det skal være 1.0). Kontakt leverandøren av fagsystemet som "
+            "genererte IPLOS meldingen."
+        )
 
 
 class DataFileTruncated(MalformedData):
@@ -254,6 +274,8 @@ class FodselsnummerInClearField(MalformedData):
 
 # The reader raises these through the names it has always used (issue 8: the reader is being
 # split in parallel, so its call sites stay as they were).
+not_iplos_file = NotIplosFile
+bad_xml_version = BadXmlVersion
 truncated = DataFileTruncated
 not_xml = DataNotXml
 bad_characters = BadCharacters
@@ -284,6 +306,15 @@ class KeyFileInvalid(KeyFileFault):
     def __init__(self, detail: str) -> None:
         super().__init__(
             f"Nøkkelfilen er ikke gyldig: {detail}. Hent nøkkelfilen på nytt fra SSB."
+        )
+
+
+class KeyFileDamaged(KeyFileFault):
+    """The key file ends too early (cut short in a download or a copy)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Nøkkelfilen er skadet eller ufullstendig. Hent nøkkelfilen på nytt fra SSB."
         )
 
 

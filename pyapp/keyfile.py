@@ -12,8 +12,10 @@ import binascii
 import datetime as dt
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from xml.parsers import expat
 
 from .faults import (
+    KeyFileDamaged,
     KeyFileExpired,
     KeyFileInvalid,
     KeyFileNotYetValid,
@@ -27,6 +29,12 @@ IPLOS = "IPLOS"
 MIN_BITS = 2048
 EXPIRY_WARNING_DAYS = 30
 MAX_KEY_FILE_BYTES = 1_000_000  # a real one is about 3 KB
+# A file that ends too early (a download or copy cut short) fails in one of these ways.
+_CUT_SHORT_DECODING = frozenset({"truncated data", "unexpected end of data"})
+_CUT_SHORT_XML = frozenset(
+    expat.errors.codes[e]
+    for e in (expat.errors.XML_ERROR_NO_ELEMENTS, expat.errors.XML_ERROR_UNCLOSED_TOKEN)
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class KeyFile:
 
 def decode_key_file(raw: bytes) -> str:
     """Text of a key file: UTF-16 with BOM, or UTF-8 with or without BOM."""
+    if raw in (b"\xff", b"\xfe", b"\xef", b"\xef\xbb"):  # the file ends inside its BOM
+        raise KeyFileDamaged()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "utf-16"
     elif raw.startswith(b"\xef\xbb\xbf"):
@@ -65,7 +75,9 @@ def decode_key_file(raw: bytes) -> str:
         encoding = "utf-8"
     try:
         return raw.decode(encoding)
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as error:
+        if error.reason in _CUT_SHORT_DECODING:  # the file ends inside a character
+            raise KeyFileDamaged() from None
         raise KeyFileInvalid("filen er ikke lagret som Unicode (UTF-16) eller UTF-8") from None
 
 
@@ -93,13 +105,18 @@ def parse_key_file(raw: bytes) -> KeyFile:
     text = decode_key_file(raw)
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
         raise KeyFileInvalid("filen har en dokumenttypedefinisjon (DOCTYPE)")
+    # ElementTree refuses an encoding declaration on str input; the bytes' encoding is
+    # already settled above, so parse the decoded text without it.
+    if text.startswith("<?xml"):
+        declaration_end = text.find("?>")
+        if declaration_end < 0:  # the file ends inside its XML declaration
+            raise KeyFileDamaged()
+        text = text[declaration_end + 2 :]
     try:
-        # ElementTree refuses an encoding declaration on str input; the bytes' encoding is
-        # already settled above, so parse the decoded text without it.
-        if text.startswith("<?xml"):
-            text = text[text.index("?>") + 2 :]
         root = ET.fromstring(text.strip())  # noqa: S314 - DOCTYPE/ENTITY refused above
-    except (ET.ParseError, ValueError):
+    except ET.ParseError as error:
+        if error.code in _CUT_SHORT_XML:  # the text ends before the document does
+            raise KeyFileDamaged() from None
         raise KeyFileInvalid("filen er ikke gyldig XML") from None
     if root.tag != ROOT:
         raise KeyFileInvalid(f"rotelementet er ikke {ROOT}")

@@ -20,6 +20,9 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass, field
+from functools import partial
+from operator import attrgetter
+from typing import cast
 
 from .clear_part import KEY_NAME, holds_fodselsnummer
 from .contact import Contact
@@ -48,6 +51,19 @@ from .xmlenc import (
 
 RECORDS_PER_BATCH = 512
 MAX_LISTED_LINES = 20
+
+# Per person, work is done by C-level ``map`` over a batch, not a Python loop: these are the
+# person's pieces of the TPF layer and the register's record, as bytes formats.
+_base64_bytes = partial(binascii.b2a_base64, newline=False)
+_TPF_PERSON = (
+    b'<Person lopenummer="%d">%s'
+    + PERSON_ENCRYPTED_DATA_START.encode()
+    + b"%s"
+    + PERSON_ENCRYPTED_DATA_END.encode()
+    + b"</Person>"
+)
+_data_xml = attrgetter("data_xml")
+_fodselsnummer_xml = attrgetter("fodselsnummer_xml")
 
 
 class Base64Stream:
@@ -102,7 +118,10 @@ class MessageEncryptor:
         contact: Contact,
         backend: CryptoBackend,
         today: dt.date | None = None,
+        hash_output: bool = True,
     ) -> None:
+        """``hash_output=False``: the caller computes ``summary.sha256`` from what it writes
+        (``ipis encrypt`` does, on its writer thread)."""
         _check_key_ids(keys)
         self._keys = keys
         self._contact = contact
@@ -115,8 +134,8 @@ class MessageEncryptor:
         self._batch: list[PersonRecord] = []
         self._numbered = 0  # persons already given a lopenummer
         self._sealing: tuple[int, list[PersonRecord], asyncio.Future[list[bytes]]] | None = None
-        self._record_namespaces = b""
-        self._sha256 = hashlib.sha256()
+        self._record_format = b'<Person lopenummer="%d">%s</Person>'
+        self._sha256 = hashlib.sha256() if hash_output else None
         self.summary = EncryptionSummary(
             file_id=secrets.token_hex(16), key_file_lines=describe_key_file(keys)
         )
@@ -153,7 +172,7 @@ class MessageEncryptor:
         await self._handle_all(self._reader.close(), out)
         if self._tpf_stream is None:  # close() raises unless the header was read
             raise DataFileUnreadable()
-        await self._flush_batch(out)
+        await self._flush_batch(out)  # the last batch, shorter than the others
         await self._write_sealed(out)
         count = self._numbered
         sender = self.summary.sender
@@ -180,34 +199,34 @@ class MessageEncryptor:
         if warning:
             self.summary.warnings.append(warning)
         result = self._emit(out)
-        self.summary.sha256 = self._sha256.hexdigest()
+        if self._sha256 is not None:
+            self.summary.sha256 = self._sha256.hexdigest()
         return result
 
     # --- internals --------------------------------------------------------------------------
 
     def _emit(self, out: list[bytes]) -> bytes:
         data = b"".join(out)
-        self._sha256.update(data)
+        if self._sha256 is not None:
+            self._sha256.update(data)
         self.summary.output_bytes += len(data)
         return data
 
     async def _handle_all(self, events: list[Header | PersonRecord], out: list[bytes]) -> None:
-        """Persons go into the batch without a coroutine each (100 000 of them)."""
-        batch = self._batch
-        for event in events:
-            if isinstance(event, Header):
-                await self._begin(event, out)
-                continue
-            batch.append(event)
-            if len(batch) >= RECORDS_PER_BATCH:
-                await self._flush_batch(out)
-                batch = self._batch
+        """Persons go into batches without a coroutine or a Python step each (100 000)."""
+        if events and isinstance(events[0], Header):  # the reader gives it first, and once
+            await self._begin(events[0], out)
+            events = events[1:]
+        self._batch += cast(list[PersonRecord], events)
+        while len(self._batch) >= RECORDS_PER_BATCH:
+            await self._flush_batch(out)
 
     async def _begin(self, header: Header, out: list[bytes]) -> None:
         self.summary.sender = header.sender
-        self._record_namespaces = "".join(
+        namespaces = "".join(
             f' {name}="{escape_attribute(value)}"' for name, value in header.namespace_declarations
         ).encode()
+        self._record_format = b'<Person lopenummer="%d"' + namespaces + b">%s</Person>"
         tpf_wrapped = await self._backend.wrap_key(self._keys.tpf, self._tpf_key)
         register_wrapped = await self._backend.wrap_key(self._keys.iplos, self._register_key)
         self._tpf_stream = self._backend.open_stream(self._tpf_key)
@@ -244,7 +263,7 @@ class MessageEncryptor:
         )
 
     async def _flush_batch(self, out: list[bytes]) -> None:
-        """Start sealing the current batch; write the previous one, sealed meanwhile.
+        """Start sealing the next batch; write the previous one, sealed meanwhile.
 
         In the browser WebCrypto seals on its own threads, so Python reads and formats the
         next batch while this one is encrypted; natively nothing suspends and the order of
@@ -252,17 +271,16 @@ class MessageEncryptor:
         """
         if not self._batch:
             return
+        batch = self._batch[:RECORDS_PER_BATCH]
+        del self._batch[:RECORDS_PER_BATCH]
         first = self._numbered + 1
-        self._numbered += len(self._batch)
-        namespaces = self._record_namespaces
-        plaintexts = [
-            b'<Person lopenummer="%d"%s>%s</Person>' % (first + i, namespaces, record.data_xml)
-            for i, record in enumerate(self._batch)
-        ]
+        self._numbered += len(batch)
+        numbers = range(first, first + len(batch))
+        records = zip(numbers, map(_data_xml, batch), strict=True)
+        plaintexts = list(map(self._record_format.__mod__, records))
         sealing = asyncio.ensure_future(
             self._backend.seal_records(self._register_key, plaintexts)
         )
-        batch, self._batch = self._batch, []
         await self._write_sealed(out)
         self._sealing = (first, batch, sealing)
 
@@ -273,11 +291,11 @@ class MessageEncryptor:
         first, batch, sealing = self._sealing
         self._sealing = None
         sealed = await sealing
-        pieces = [
-            b'<Person lopenummer="%d">%s%s</Person>'
-            % (first + i, record.fodselsnummer_xml, _person_encrypted_data(cipher).encode())
-            for i, (record, cipher) in enumerate(zip(batch, sealed, strict=True))
-        ]
+        numbers = range(first, first + len(batch))
+        pieces = map(
+            _TPF_PERSON.__mod__,
+            zip(numbers, map(_fodselsnummer_xml, batch), map(_base64_bytes, sealed), strict=True),
+        )
         await self._tpf_write_bytes(b"".join(pieces), out)
 
     def abandon(self) -> None:

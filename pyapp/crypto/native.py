@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from itertools import repeat
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -44,11 +45,10 @@ class NativeBackend:
         # Random 96-bit IVs, drawn for the whole batch at once: 100 000 records per key is far
         # below the 2^32 messages NIST SP 800-38D allows with random IVs.
         ivs = os.urandom(GCM_IV_BYTES * len(plaintexts))
-        sealed = []
-        for index, plaintext in enumerate(plaintexts):
-            iv = ivs[index * GCM_IV_BYTES : (index + 1) * GCM_IV_BYTES]
-            sealed.append(iv + aead.encrypt(iv, plaintext, None))
-        return sealed
+        iv_list = [ivs[i : i + GCM_IV_BYTES] for i in range(0, len(ivs), GCM_IV_BYTES)]
+        # C-level maps: no Python step per record (100 000 of them).
+        ciphertexts = map(aead.encrypt, iv_list, plaintexts, repeat(None))
+        return list(map(bytes.__add__, iv_list, ciphertexts))
 
     def open_stream(self, content_key: bytes) -> NativeSealingStream:
         return NativeSealingStream(content_key)

@@ -54,6 +54,9 @@ def key_files(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         path.write_bytes(render_key_file(key_file))
         paths[name] = path
     broken = folder / "nokkelfil-ugyldig.xml"
-    broken.write_bytes(b"<IPLOSKrypteringsnokler versjon='1'>ikke en n\xc3\xb8kkel")
+    # complete XML, but no keys in it: invalid (one cut short is "skadet", issue 10.7)
+    broken.write_bytes(
+        b"<IPLOSKrypteringsnokler versjon='1'>ikke en n\xc3\xb8kkel</IPLOSKrypteringsnokler>"
+    )
     paths["broken"] = broken
     return paths

@@ -324,3 +324,75 @@ def test_interrupt_mid_file_leaves_no_temp_file(
                              str(target / "k.xml"), "--keys", str(key_file_path), *CONTACT_ARGS)
     assert (status, err) == (130, "Avbrutt.\n")
     assert os.listdir(target) == []
+
+
+def _writer_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "ipis-writer"]
+
+
+def test_the_sha256_shown_is_that_of_the_file_written(capsys, folders, key_file_path) -> None:
+    """ipis encrypt hashes on its writer thread what that thread wrote."""
+    import hashlib
+
+    source, target = folders
+    (source / "data.xml").write_bytes(document_bytes(5000, seed=4))  # several chunks
+    status, out, err = encrypt(capsys, "--data", str(source / "data.xml"), "--out",
+                               str(target / "kryptert.xml"), "--keys", str(key_file_path),
+                               *CONTACT_ARGS)
+    assert status == 0, err
+    written = (target / "kryptert.xml").read_bytes()
+    assert f"SHA-256: {hashlib.sha256(written).hexdigest()}\n" in out
+    assert f"({len(written)} byte)" in out
+    assert _writer_threads() == []
+
+
+@pytest.mark.parametrize("failing_write", [1, 3])
+def test_a_write_error_is_reported_and_leaves_nothing(
+    capsys, folders, key_file_path, monkeypatch, failing_write: int
+) -> None:
+    """A disk that fills up (ENOSPC) on the writer thread: the seed-style message, no file,
+    no temporary file, and the thread ended."""
+    import errno
+
+    from ipis_core import encrypt_file
+
+    source, target = folders
+    (source / "data.xml").write_bytes(document_bytes(6000, seed=8))  # ~3 MB: several writes
+    real_init = encrypt_file.HashingWriter.__init__
+
+    def init(self, sink):  # type: ignore[no-untyped-def]
+        writes = {"n": 0}
+        real_write = sink.write
+
+        def write(data):  # type: ignore[no-untyped-def]
+            writes["n"] += 1
+            if writes["n"] == failing_write:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(data)
+
+        sink.write = write
+        real_init(self, sink)
+
+    monkeypatch.setattr(encrypt_file.HashingWriter, "__init__", init)
+    status, _, err = encrypt(capsys, "--data", str(source / "data.xml"), "--out",
+                             str(target / "kryptert.xml"), "--keys", str(key_file_path),
+                             *CONTACT_ARGS)
+    assert status == 1
+    assert err == ("Den krypterte filen kunne ikke lagres. Kontroller at mappen finnes og at du "
+                   "har skrivetilgang til den.\n")
+    assert os.listdir(target) == []
+    assert _writer_threads() == []
+
+
+def test_a_data_fault_ends_the_writer_thread(capsys, folders, key_file_path) -> None:
+    source, target = folders
+    data = document_bytes(6000, seed=6)
+    (source / "data.xml").write_bytes(data[: len(data) * 2 // 3])  # cut short: a fault late
+    status, _, err = encrypt(capsys, "--data", str(source / "data.xml"), "--out",
+                             str(target / "kryptert.xml"), "--keys", str(key_file_path),
+                             *CONTACT_ARGS)
+    assert status == 1 and err.startswith("IPLOS filen er ufullstendig")
+    assert os.listdir(target) == []
+    assert _writer_threads() == []

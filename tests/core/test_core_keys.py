@@ -13,8 +13,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from ipis_testlib import VECTORS, Keys
 
-from ipis_core.faults import KeyFileExpired, KeyFileInvalid, KeyFileNotYetValid
-from ipis_core.keyfile import describe_key_file, parse_key_file, render_key_file
+from ipis_core.faults import (
+    KeyFileDamaged,
+    KeyFileExpired,
+    KeyFileInvalid,
+    KeyFileNotYetValid,
+    KeyFileUnreadable,
+)
+from ipis_core.keyfile import describe_key_file, load_key_file, parse_key_file, render_key_file
 from ipis_core.rsakey import RsaPublicKey
 from ipis_server.cli import main
 
@@ -151,3 +157,96 @@ def test_keys_show_expired_and_invalid(capsys) -> None:
     assert capsys.readouterr().err == bad["message"] + "\n"
     assert main(["keys", "show", str(VECTORS / "keyfiles" / "finnes-ikke.xml")]) == 1
     assert capsys.readouterr().err == "Nøkkelfilen kunne ikke åpnes.\n"
+
+
+# --- every way a key file is refused (issue 8.6) ----------------------------------------------
+
+GOOD = (VECTORS / "keyfiles" / "utf-8.txt").read_text(encoding="utf-8")
+_TPF_KEY = GOOD[GOOD.index('  <Nokkel mottaker="TPF"') : GOOD.index('  <Nokkel mottaker="IPLOS"')]
+_IPLOS_KEY = GOOD[GOOD.index('  <Nokkel mottaker="IPLOS"') : GOOD.index("</IPLOSKrypt")]
+_TPF_MODULUS = _TPF_KEY.split("<Modulus>")[1].split("</Modulus>")[0]
+
+
+def _invalid(detail: str) -> str:
+    return f"Nøkkelfilen er ikke gyldig: {detail}. Hent nøkkelfilen på nytt fra SSB."
+
+
+@pytest.mark.parametrize(
+    ("edit", "detail"),
+    [
+        (lambda t: t + " " * 1_000_000, "filen er altfor stor til å være en nøkkelfil"),
+        (lambda t: t.replace("?>", '?><!ENTITY x "y">', 1),
+         "filen har en dokumenttypedefinisjon (DOCTYPE)"),
+        (lambda t: t.replace("</Nokkel>", "</Nokel>", 1), "filen er ikke gyldig XML"),
+        (lambda t: t.replace("IPLOSKrypteringsnokler", "Nokler"),
+         "rotelementet er ikke IPLOSKrypteringsnokler"),
+        (lambda t: t.replace(' gyldigFra="2026-01-01"', ""),
+         "datoen gyldigFra mangler eller er ikke på formen ÅÅÅÅ-MM-DD"),
+        (lambda t: t.replace('gyldigTil="2026-12-31"', 'gyldigTil="31.12.2026"'),
+         "datoen gyldigTil mangler eller er ikke på formen ÅÅÅÅ-MM-DD"),
+        (lambda t: t.replace("  <Nokkel", "  <Nøkkel/>\n  <Nokkel", 1), "ukjent element Nøkkel"),
+        (lambda t: t.replace('mottaker="TPF"', 'mottaker="SSB"'), "ukjent mottaker «SSB»"),
+        (lambda t: t.replace('mottaker="IPLOS"', 'mottaker="TPF"'),
+         "den har mer enn én nøkkel for TPF"),
+        (lambda t: t.replace('id="tpf-vektor"', 'id=" "'), "nøkkelen for TPF mangler id"),
+        (lambda t: t.replace(_TPF_KEY, '  <Nokkel mottaker="TPF" id="t"/>\n'),
+         "nøkkelen for TPF mangler RSAKeyValue"),
+        (lambda t: t.replace(f"<Modulus>{_TPF_MODULUS}</Modulus>", "<Modulus> </Modulus>"),
+         "nøkkelen for TPF mangler Modulus"),
+        (lambda t: t.replace("<Exponent>AQAB</Exponent>", "", 1),
+         "nøkkelen for TPF mangler Exponent"),
+        (lambda t: t.replace(_TPF_MODULUS, "ikke%base64"),
+         "Modulus i nøkkelen for TPF er ikke gyldig base64"),
+        (lambda t: t.replace("<Exponent>AQAB</Exponent>", "<Exponent>AQAC</Exponent>", 1),
+         "eksponenten i nøkkelen for TPF er ikke gyldig"),
+        (lambda t: t.replace("<Exponent>AQAB</Exponent>", "<Exponent>Ag==</Exponent>", 1),
+         "eksponenten i nøkkelen for TPF er ikke gyldig"),
+        (lambda t: t.replace(_TPF_KEY, ""), "den mangler nøkkelen for TPF"),
+    ],
+    ids=["too-large", "entity", "not-xml", "root", "no-valid-from", "valid-to-form",
+         "unknown-element", "unknown-recipient", "two-tpf-keys", "no-id", "no-rsakeyvalue",
+         "no-modulus", "no-exponent", "bad-base64", "even-exponent", "exponent-2", "no-tpf-key"],
+)
+def test_every_invalid_key_file_path_has_its_message(edit: object, detail: str) -> None:
+    raw = edit(GOOD).encode("utf-8")  # type: ignore[operator]
+    with pytest.raises(KeyFileInvalid) as caught:
+        parse_key_file(raw)
+    assert caught.value.message == _invalid(detail)
+    assert caught.value.field == "keys"
+
+
+DAMAGED = EXPECTED["damaged"]
+
+
+@pytest.mark.parametrize("case", DAMAGED["files"], ids=[c["file"] for c in DAMAGED["files"]])
+def test_key_file_cut_short_is_damaged_not_the_wrong_charset(case: dict[str, str]) -> None:
+    """Issue 10.7: a download cut short is reported as damaged."""
+    with pytest.raises(KeyFileDamaged) as caught:
+        parse_key_file((VECTORS / "keyfiles" / case["file"]).read_bytes())
+    assert caught.value.message == DAMAGED["message"]
+
+
+@pytest.mark.parametrize("name", ["utf-16le-bom.xml", "utf-16be-bom.xml", "utf-8-bom.xml",
+                                  "utf-8.txt"])
+def test_a_key_file_cut_anywhere_is_damaged(name: str) -> None:
+    raw = (VECTORS / "keyfiles" / name).read_bytes()
+    for cut in range(0, len(raw) - 30, 7):  # short of the end tag, in either encoding
+        with pytest.raises(KeyFileDamaged):
+            parse_key_file(raw[:cut])
+
+
+def test_key_file_that_cannot_be_read(tmp_path) -> None:
+    for path in (tmp_path / "finnes-ikke.xml", tmp_path):  # missing; a folder
+        with pytest.raises(KeyFileUnreadable) as caught:
+            load_key_file(str(path), dt.date(2026, 6, 1))
+        assert caught.value.message == "Nøkkelfilen kunne ikke åpnes."
+
+
+def test_load_key_file_checks_the_dates(tmp_path) -> None:
+    path = tmp_path / "nokkelfil.xml"
+    path.write_bytes((VECTORS / "keyfiles" / "utf-16le-bom.xml").read_bytes())
+    assert load_key_file(str(path), dt.date(2026, 6, 1)).tpf.key_id == "tpf-vektor"
+    with pytest.raises(KeyFileExpired):
+        load_key_file(str(path), dt.date(2027, 1, 1))
+    with pytest.raises(KeyFileNotYetValid):
+        load_key_file(str(path), dt.date(2025, 12, 31))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ipis_testlib import (
     FNR,
@@ -26,13 +26,17 @@ SETTINGS = settings(max_examples=120, deadline=None,
 
 _L = r"\d+"
 DOCUMENTED = [re.compile(p) for p in (
-    r'Feltet "IPLOS" mangler',
+    r'Feltet ”IPLOS” mangler',
     rf"Feil i innholdet i IPLOS filen: Starten på feltet \S+ på linje {_L} stemmer ikke med "
     rf"avslutningen \S+ på linje {_L}\.",
     r"IPLOS filen er mangelfull: Følgende felt mangler IPLOS(\\[A-Za-z]+)+",
     r"Ugyldig versjonsnummer for IPLOS meldingen\. Kontakt leverandøren av fagsystemet som "
     r"genererte IPLOS meldingen",
     r"IPLOS filen kunne ikke åpnes\.",
+    r"Filen er ikke en IPLOS XML-fil\. Velg IPLOS-filen som fagsystemet eksporterte\.",
+    rf"Feil i innholdet i IPLOS filen: XML-deklarasjonen på linje {_L} har et ugyldig "
+    r"versjonsnummer \(det skal være 1\.0\)\. Kontakt leverandøren av fagsystemet som "
+    r"genererte IPLOS meldingen\.",
     rf"IPLOS filen er ufullstendig: Feltet \S+ som starter på linje {_L} blir aldri avsluttet\. "
     r"Filen kan være avkortet; eksporter den på nytt fra fagsystemet\.",
     rf"Feil i innholdet i IPLOS filen: Ugyldig XML på linje {_L}, kolonne {_L}\. Kontroller at "
@@ -72,7 +76,9 @@ ATTR = st.dictionaries(st.sampled_from(["kode", "skar", "dato", "fra", "til", "t
 
 
 def esc(text: str, quote: bool = False) -> str:
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escaped as XML requires: a '>' may stand as it is (the reader's fast path must notice
+    it), except after ']]', where it would end a CDATA section that never began."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace("]]>", "]]&gt;")
     return text.replace('"', "&quot;") if quote else text
 
 
@@ -208,34 +214,87 @@ def test_malformed_documents_give_a_documented_fault_or_a_correct_result(
 @given(data=st.binary(max_size=300))
 def test_arbitrary_bytes_never_give_a_traceback(keys: Keys, data: bytes) -> None:
     try:
-        encrypt_bytes(data, keys, chunk=7)
+        encrypted, _ = encrypt_bytes(data, keys, chunk=7)
     except IplosFault as fault:
         assert documented(fault.message), fault.message
         return
-    assume(False)  # random bytes are never a valid IPLOS file
+    # accepted (it cannot be, at 300 bytes: the smallest IPLOS file is longer): it must be XML
+    # lxml agrees is well-formed, and it must round-trip
+    try:
+        input_persons(data)
+    except etree.XMLSyntaxError as error:
+        raise AssertionError(f"accepted bytes lxml refuses: {error}") from None
+    check_correct(data, encrypted, keys)
 
 
 # --- key files and encrypted messages: any bytes give a fault of ours, never a traceback --------
 
 
+KEY_FILE = (VECTORS / "keyfiles" / "utf-8.txt").read_bytes()
+
+
+def check_key_file_as_lxml_reads_it(raw: bytes, key_file: object) -> None:
+    """An accepted key file holds what an independent reader (lxml) finds in it."""
+    import base64
+
+    text = raw.decode("utf-8-sig") if not raw.startswith((b"\xff\xfe", b"\xfe\xff")) else (
+        raw.decode("utf-16"))
+    if text.startswith("<?xml"):
+        text = text[text.index("?>") + 2 :]
+    root = etree.fromstring(text.strip().encode("utf-8"))
+    assert root.tag == "IPLOSKrypteringsnokler" and root.get("versjon") == "1"
+    assert key_file.valid_from.isoformat() == root.get("gyldigFra")  # type: ignore[attr-defined]
+    assert key_file.valid_to.isoformat() == root.get("gyldigTil")  # type: ignore[attr-defined]
+    keys = {n.get("mottaker"): n for n in root.iterfind("Nokkel")}
+    assert sorted(keys) == ["IPLOS", "TPF"] and len(root) == 2
+    for recipient, key in (("TPF", key_file.tpf), ("IPLOS", key_file.iplos)):  # type: ignore[attr-defined]
+        element = keys[recipient]
+        assert key.key_id == element.get("id").strip()
+        modulus = "".join(element.findtext("RSAKeyValue/Modulus").split())
+        assert key.modulus == int.from_bytes(base64.b64decode(modulus, validate=True), "big")
+
+
 @SETTINGS
 @given(data=st.binary(max_size=400) | st.builds(
     lambda good, cut, junk: good[:cut] + junk + good[cut + len(junk):],
-    st.just((VECTORS / "keyfiles" / "utf-8.txt").read_bytes()),
-    st.integers(0, 2300), st.binary(min_size=1, max_size=8)))
+    st.just(KEY_FILE), st.integers(0, 2300), st.binary(min_size=1, max_size=8)))
 def test_key_file_parser_never_tracebacks(data: bytes) -> None:
     from ipis_core.faults import KeyFileFault
     from ipis_core.keyfile import parse_key_file
 
     try:
-        parse_key_file(data)
+        key_file = parse_key_file(data)
     except KeyFileFault as fault:
         assert fault.message.startswith("Nøkkelfilen ") and "\n" not in fault.message
+        return
+    check_key_file_as_lxml_reads_it(data, key_file)  # accepted: then not garbage
+
+
+MESSAGE = VECTORS / "message"
+GOLDEN = (MESSAGE / "kryptert.xml").read_bytes()
+
+
+def open_golden(data: bytes) -> object:
+    import io
+
+    from ipis_core import decrypt
+
+    tpf = decrypt.load_private_key((MESSAGE / "tpf-privat.pem").read_bytes())
+    register = decrypt.load_private_key((MESSAGE / "iplos-privat.pem").read_bytes())
+    return decrypt.open_message(io.BytesIO(data), tpf, register)
+
+
+def opened_content(opened: object) -> tuple[object, ...]:
+    return (opened.fodselsnumre, [(r.lopenummer, r.person_xml) for r in opened.records],  # type: ignore[attr-defined]
+            opened.tpf.contact, opened.tpf.sender)  # type: ignore[attr-defined]
+
+
+INTACT = opened_content(open_golden(GOLDEN))
 
 
 @st.composite
 def damaged_message(draw) -> bytes:  # type: ignore[no-untyped-def]
-    data = bytearray((VECTORS / "message" / "kryptert.xml").read_bytes())
+    data = bytearray(GOLDEN)
     for _ in range(draw(st.integers(1, 3))):
         start = draw(st.integers(0, len(data) - 1))
         end = draw(st.integers(start, min(len(data), start + 30)))
@@ -248,16 +307,42 @@ def damaged_message(draw) -> bytes:  # type: ignore[no-untyped-def]
 @SETTINGS
 @given(data=damaged_message())
 def test_decrypting_a_damaged_message_gives_a_fault_never_a_traceback(data: bytes) -> None:
-    import io
-
-    from ipis_core import decrypt
-
-    folder = VECTORS / "message"
-    tpf = decrypt.load_private_key((folder / "tpf-privat.pem").read_bytes())
-    register = decrypt.load_private_key((folder / "iplos-privat.pem").read_bytes())
     try:
-        decrypt.open_message(io.BytesIO(data), tpf, register)
+        opened = open_golden(data)
     except IplosFault as fault:
         assert fault.message and "\n" not in fault.message
         for number in ("01814011026", "41824591006"):
             assert number not in fault.message
+        return
+    # accepted: the damage hit nothing that matters, so the content is the intact one
+    assert opened_content(opened) == INTACT
+
+
+_TPF_VALUE_START = GOLDEN.rindex(b"<xenc:CipherValue>") + len(b"<xenc:CipherValue>")
+_TPF_VALUE_END = GOLDEN.rindex(b"</xenc:CipherValue>")
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+@st.composite
+def altered_tpf_ciphertext(draw) -> bytes:  # type: ignore[no-untyped-def]
+    """The TPF layer's base64 with 1-3 characters changed into other base64 characters (the
+    last 4 characters hold the padding and are left alone): still valid base64, so only the
+    GCM tag can tell."""
+    data = bytearray(GOLDEN)
+    places = st.integers(_TPF_VALUE_START, _TPF_VALUE_END - 5)
+    for at in draw(st.lists(places, min_size=1, max_size=3, unique=True)):
+        data[at] = draw(st.sampled_from([c for c in _BASE64 if c != GOLDEN[at]]))
+    return bytes(data)
+
+
+@settings(SETTINGS, max_examples=40)
+@given(data=altered_tpf_ciphertext())
+def test_an_altered_tpf_ciphertext_is_refused_by_its_gcm_tag(data: bytes) -> None:
+    import pytest
+
+    from ipis_core.faults import DecryptionFailed
+
+    assert data != GOLDEN
+    with pytest.raises(DecryptionFailed) as caught:
+        open_golden(data)
+    assert caught.value.message == "TPF-laget kunne ikke dekrypteres: filen er endret eller skadet."

@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+
+# python-xmlsec is a pinned test dependency (pyproject.toml): without it this module must fail,
+# not be skipped, or the interoperability promise (formats §3 invariant 5) goes untested.
+import xmlsec
 from ipis_testlib import (
     FNR,
     NS,
@@ -19,9 +23,7 @@ from ipis_testlib import (
     person,
 )
 
-xmlsec = pytest.importorskip("xmlsec")
-
-from ipis_core.demo_data import document_bytes  # noqa: E402
+from ipis_core.demo_data import document_bytes
 
 
 def test_libxmlsec_is_1_3() -> None:

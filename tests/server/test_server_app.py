@@ -87,18 +87,36 @@ def test_throttling_per_client_address(tmp_path: Path, database_url: str) -> Non
     services(app).db.dispose()
 
 
+def _with_cookie(app: Flask, value: str) -> FlaskClient:
+    """Another browser presenting a copied session cookie."""
+    other = app.test_client()
+    other.set_cookie("ipis_sesjon", value)
+    return other
+
+
 def test_session_rotated_at_login_and_ended_by_logout(app: Flask) -> None:
     new_account(app)
     client = app.test_client()
     client.get("/logg-inn")
     before = client.get_cookie("ipis_sesjon")
-    login(client)
-    after = client.get_cookie("ipis_sesjon")
-    assert before is None or after is None or before.value != after.value
+    assert before is not None  # the login form's CSRF token lives in the session
+    assert login(client).status_code == 302
+    first = client.get_cookie("ipis_sesjon")
+    assert first is not None and first.value != before.value
+    assert client.get("/send").status_code == 200
+    # the cookie from before the login does not carry the login (no session fixation)
+    assert _with_cookie(app, before.value).get("/send").status_code == 302
+    # a second login starts a new session and ends the first one
+    assert login(client).status_code == 302
+    second = client.get_cookie("ipis_sesjon")
+    assert second is not None and second.value != first.value
+    assert _with_cookie(app, first.value).get("/send").status_code == 302
     assert client.get("/send").status_code == 200
     token = csrf_token(client.get("/send").text)
     assert client.post("/logg-ut", data={"csrf_token": token}).status_code == 302
     assert client.get("/send").status_code == 302
+    # logged out: the session is ended on the server, not only forgotten by this browser
+    assert _with_cookie(app, second.value).get("/send").status_code == 302
 
 
 def test_session_expires_after_inactivity(tmp_path: Path, database_url: str) -> None:

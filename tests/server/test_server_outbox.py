@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import threading
@@ -95,19 +96,36 @@ def _status(app: object, public_id: str) -> str:
         return db.scalars(select(Submission.status).where(Submission.public_id == public_id)).one()
 
 
+class ManualClock:
+    """The worker's clock, moved by the test: backoff is checked without waiting for it."""
+
+    def __init__(self) -> None:
+        from ipis_server.send.models import utcnow
+
+        self.now = utcnow()
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
 def test_retries_with_backoff_until_tpf_confirms(tmp_path: Path, database_url: str,
                                                 stub: StubTpf, files: SampleFiles) -> None:
     app = create_app(make_config(tmp_path, database_url, keys=files.keys, tpf_url=stub.url,
-                                 tpf_token=stub.token, retry_base_seconds=0.2))
+                                 tpf_token=stub.token, retry_base_seconds=5))
     public_id = _submit(app, files)
-    worker = Worker(services(app))
+    clock = ManualClock()
+    worker = Worker(services(app), clock=clock)
+    for attempt, backoff in ((1, 5), (2, 10)):  # 5 s, then 10 s, each with up to 20 % jitter
+        assert worker.process_one()
+        assert _status(app, public_id) == RETRYING
+        assert len(stub.puts) == attempt
+        clock.advance(backoff * 0.99)
+        assert not worker.process_one()  # backing off: nothing due yet
+        clock.advance(backoff * 0.22)
     assert worker.process_one()
-    assert _status(app, public_id) == RETRYING
-    assert not worker.process_one()  # backing off: nothing due yet
-    deadline = time.monotonic() + 10
-    while _status(app, public_id) != CONFIRMED and time.monotonic() < deadline:
-        worker.process_one()
-        time.sleep(0.05)
     assert _status(app, public_id) == CONFIRMED
     assert len(stub.puts) == 3
     path, auth, sha = stub.puts[-1]
