@@ -37,10 +37,11 @@ from .faults import (
 from .keyfile import KeyFile, load_key_file
 from .message import EncryptionSummary, MessageEncryptor
 from .person_segments import (
+    SealedSegment,
     SegmentPlan,
     SegmentsDisagree,
+    SegmentSealer,
     SegmentSizes,
-    encrypt_segment,
     plan_segments,
 )
 from .reader_header import PERSONER, ROOT
@@ -204,20 +205,21 @@ async def _encrypt_in_segments(
                 line = 1 + newlines  # the line the next segment starts on
                 for segment in plan.segments[1:]:
                     number = encryptor.next_lopenummer
+                    sealed: SealedSegment
                     if segment.main:
-                        sealed = encrypt_segment(fd, segment, plan.codec, number, sealing)
+                        sealed = SegmentSealer(fd, segment, plan.codec, number, sealing)
                     else:
-                        sealed = second.sealed(segment.index)
+                        sealed = second.segment(segment.index)
                     if sealed.first_number != number:  # the child counted other persons
                         raise SegmentsDisagree()
-                    lines = [line - 1 + n for n in sealed.bad_check_digit_lines]
-                    writer.write(
-                        await encryptor.append_sealed_persons(sealed.tpf_xml, sealed.persons, lines)
-                    )
+                    for batch in sealed.batches():
+                        lines = [line - 1 + n for n in batch.bad_check_digit_lines]
+                        writer.write(await encryptor.append_sealed_persons(
+                            batch.tpf_xml, batch.persons, lines))
+                        # Where Ctrl-C (asyncio.run cancels the task) takes effect: nothing
+                        # here awaits anything that suspends.
+                        await asyncio.sleep(0)
                     line += sealed.newlines
-                    # A point where Ctrl-C (asyncio.run cancels the task) takes effect: nothing
-                    # here awaits anything that suspends.
-                    await asyncio.sleep(0)
                 second.close()
                 try:  # sound after the checks above: a fault here would be the plan's
                     writer.write(await encryptor.feed(_CLOSING))

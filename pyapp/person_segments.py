@@ -5,7 +5,7 @@ plain byte search near planned offsets; the segments alternate between the main 
 (even ones: segment 0 holds the header and is read by ``MessageEncryptor`` itself) and the
 second process (odd ones). Each later segment is read by a reader of its own
 (``IplosReader.for_persons_segment``) and its persons are numbered and sealed there
-(``encrypt_segment``); the main process puts the results into the TPF layer in file order.
+(``SegmentSealer``); the main process puts the results into the TPF layer in file order.
 
 A cut is only trusted when both sides of it agree: the segment before it ends between persons
 (``IplosReader.between_persons``), the segment after it parses as whole persons, and the
@@ -21,7 +21,9 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
+from itertools import compress
+from operator import attrgetter, not_
+from typing import Protocol, cast
 
 from .crypto.native import seal_records_now
 from .faults import IplosFault
@@ -35,6 +37,8 @@ _SEARCH_BYTES = 1 << 16  # read at a planned offset to find the next <Person>
 # Codecs in which a byte offset is a character boundary and "<Person>" and "\n" are those
 # bytes: every ASCII-compatible one of formats §1. UTF-16 files are read on one process.
 CUTTABLE_CODECS = frozenset(c for c in SUPPORTED_CODECS if not c.startswith("utf-16"))
+_line = attrgetter("line")
+_check_digits_ok = attrgetter("check_digits_ok")
 
 
 class SegmentsDisagree(Exception):
@@ -70,15 +74,22 @@ class SegmentPlan:
 
 
 @dataclass(frozen=True)
-class SealedSegment:
-    """A segment's persons, numbered and sealed: their elements of the TPF layer."""
+class SealedPersons:
+    """A batch of a segment's persons, numbered and sealed: their elements of the TPF layer."""
 
-    index: int
-    first_number: int  # the løpenummer of its first person
     persons: int
-    newlines: int  # line feeds in the segment's bytes
     bad_check_digit_lines: list[int]  # counted from 1 at the segment's first byte
     tpf_xml: bytes = field(repr=False)  # Fodselsnummer elements: never in a repr or a log
+
+
+class SealedSegment(Protocol):
+    """A segment's persons, numbered from ``first_number``, as they are sealed (here or in
+    the second process); ``newlines`` (line feeds in the segment) once they are all given."""
+
+    first_number: int
+    newlines: int
+
+    def batches(self) -> Iterator[SealedPersons]: ...
 
 
 def plan_segments(fd: int, sizes: SegmentSizes) -> SegmentPlan | None:
@@ -103,17 +114,6 @@ def plan_segments(fd: int, sizes: SegmentSizes) -> SegmentPlan | None:
     ends: list[int | None] = [*starts[1:], None]
     segments = tuple(Segment(i, s, e) for i, (s, e) in enumerate(zip(starts, ends, strict=True)))
     return SegmentPlan(codec, segments)
-
-
-def encrypt_segment(
-    fd: int, segment: Segment, codec: str, first_number: int, sealing: RecordSealing
-) -> SealedSegment:
-    """Read one segment (not segment 0) and number and seal its persons from
-    ``first_number``; raise ``SegmentsDisagree`` on any fault or a cut between no persons."""
-    try:
-        return _encrypt_segment(fd, segment, codec, first_number, sealing)
-    except (IplosFault, OSError):
-        raise SegmentsDisagree() from None
 
 
 def count_persons(fd: int, segment: Segment) -> int:
@@ -141,43 +141,54 @@ def read_range(fd: int, start: int, end: int | None) -> Iterator[bytes]:
         position += len(chunk)
 
 
-def _encrypt_segment(
-    fd: int, segment: Segment, codec: str, first_number: int, sealing: RecordSealing
-) -> SealedSegment:
-    reader = IplosReader.for_persons_segment(codec)
-    batch: list[PersonRecord] = []
-    pieces: list[bytes] = []
-    number = first_number
-    newlines = 0
-    for chunk in read_range(fd, segment.start, segment.end):
-        newlines += chunk.count(b"\n")
-        batch += cast(list[PersonRecord], reader.feed(chunk))  # a segment has no Header
-        while len(batch) >= RECORDS_PER_BATCH:
-            number = _seal(batch[:RECORDS_PER_BATCH], number, sealing, pieces)
-            del batch[:RECORDS_PER_BATCH]
-    if segment.end is None:
-        batch += cast(list[PersonRecord], reader.close())  # raises unless </IPLOS> ended it
-    elif not reader.between_persons():
-        raise SegmentsDisagree()
-    if batch:
-        number = _seal(batch, number, sealing, pieces)
-    return SealedSegment(
-        index=segment.index,
-        first_number=first_number,
-        persons=number - first_number,
-        newlines=newlines,
-        bad_check_digit_lines=reader.bad_check_digit_lines,
-        tpf_xml=b"".join(pieces),
-    )
+class SegmentSealer:
+    """Reads one segment (not segment 0) and numbers and seals its persons from
+    ``first_number``, batch by batch; ``SegmentsDisagree`` on any fault, or when the segment
+    does not end between persons."""
 
+    def __init__(
+        self, fd: int, segment: Segment, codec: str, first_number: int, sealing: RecordSealing
+    ) -> None:
+        self.first_number = first_number
+        self.newlines = 0
+        self._fd = fd
+        self._segment = segment
+        self._codec = codec
+        self._sealing = sealing
 
-def _seal(
-    batch: list[PersonRecord], first: int, sealing: RecordSealing, pieces: list[bytes]
-) -> int:
-    plaintexts = register_plaintexts(sealing.record_format, first, batch)
-    sealed = seal_records_now(sealing.register_key, plaintexts)
-    pieces.append(tpf_persons(first, batch, sealed))
-    return first + len(batch)
+    def batches(self) -> Iterator[SealedPersons]:
+        try:
+            yield from self._batches()
+        except (IplosFault, OSError):
+            raise SegmentsDisagree() from None
+
+    def _batches(self) -> Iterator[SealedPersons]:
+        reader = IplosReader.for_persons_segment(self._codec)
+        batch: list[PersonRecord] = []
+        number = self.first_number
+        for chunk in read_range(self._fd, self._segment.start, self._segment.end):
+            self.newlines += chunk.count(b"\n")
+            batch += cast(list[PersonRecord], reader.feed(chunk))  # a segment has no Header
+            while len(batch) >= RECORDS_PER_BATCH:
+                yield self._seal(batch[:RECORDS_PER_BATCH], number)
+                number += RECORDS_PER_BATCH
+                del batch[:RECORDS_PER_BATCH]
+        if self._segment.end is None:
+            batch += cast(list[PersonRecord], reader.close())  # raises unless </IPLOS> ended it
+        elif not reader.between_persons():
+            raise SegmentsDisagree()
+        if batch:
+            yield self._seal(batch, number)
+
+    def _seal(self, batch: list[PersonRecord], first: int) -> SealedPersons:
+        plaintexts = register_plaintexts(self._sealing.record_format, first, batch)
+        sealed = seal_records_now(self._sealing.register_key, plaintexts)
+        wrong = map(not_, map(_check_digits_ok, batch))
+        return SealedPersons(
+            persons=len(batch),
+            bad_check_digit_lines=list(compress(map(_line, batch), wrong)),
+            tpf_xml=tpf_persons(first, batch, sealed),
+        )
 
 
 def _person_start(fd: int, target: int, size: int) -> int | None:

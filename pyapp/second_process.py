@@ -26,26 +26,30 @@ import signal
 import struct
 import threading
 from array import array
+from collections.abc import Iterator
 from typing import BinaryIO, NoReturn
 
 from .message import RecordSealing
 from .person_segments import (
-    SealedSegment,
+    SealedPersons,
     SegmentPlan,
     SegmentsDisagree,
+    SegmentSealer,
     count_persons,
-    encrypt_segment,
 )
 
-# kind, segment index, first løpenummer, persons, line feeds, check digit lines, TPF bytes
-_FRAME = struct.Struct("<BQQQQQQ")
-_SEGMENT = 1
-_DISAGREE = 2
+# Frames from the child, each a header of four numbers and what it announces:
+# _START   (segment index, first løpenummer, 0)
+# _BATCH   (persons, check digit lines, TPF bytes), then the lines and the persons' TPF XML
+# _END     (segment index, line feeds in the segment, 0)
+# _DISAGREE: the child's segments disagree with the plan (a fault, say); its last frame
+_FRAME = struct.Struct("<BQQQ")
+_START, _BATCH, _END, _DISAGREE = 1, 2, 3, 4
 _LINE = "Q"  # array typecode of a line number
 _LINE_BYTES = array(_LINE).itemsize
-# Segments sealed ahead of the main process at most: each waits in the child's memory (about
-# 1.7 times its input) until the main process asks for it.
-QUEUED_SEGMENTS = 2
+# Batches sealed ahead of the main process at most (about 0.4 MB each): they wait in the
+# child's memory while the main process reads its own segment.
+QUEUED_BATCHES = 24
 PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size; the default 64 KB means more switches
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -89,28 +93,37 @@ class SecondProcess:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
-    def sealed(self, index: int) -> SealedSegment:
-        """Segment ``index``, the child's next; ``SegmentsDisagree`` if it has none."""
+    def segment(self, index: int) -> ChildSegment:
+        """Segment ``index``, the child's next: its batches follow."""
+        kind, got, first, _ = self._frame()
+        if kind != _START or got != index:
+            raise SegmentsDisagree()
+        return ChildSegment(self, index, first)
+
+    def _frame(self) -> tuple[int, int, int, int]:
+        kind, a, b, c = _FRAME.unpack(self._read(_FRAME.size))
+        if kind == _DISAGREE:
+            self._done = True  # its last frame
+            raise SegmentsDisagree()
+        return kind, a, b, c
+
+    def _read(self, size: int) -> bytes:
         try:
-            header = self._pipe.read(_FRAME.size)
-            if len(header) < _FRAME.size:
-                self._done = True  # the child ended (or was killed) before sending it
-                raise SegmentsDisagree()
-            kind, got, first, persons, newlines, lines, size = _FRAME.unpack(header)
-            if kind != _SEGMENT or got != index:
-                self._done = kind == _DISAGREE  # its last frame
-                raise SegmentsDisagree()
-            line_bytes = self._pipe.read(lines * _LINE_BYTES)
-            tpf_xml = self._pipe.read(size)
+            data = self._pipe.read(size)
         except OSError:
             raise SegmentsDisagree() from None
-        if len(line_bytes) != lines * _LINE_BYTES or len(tpf_xml) != size:
-            self._done = True
+        if len(data) != size:
+            self._done = True  # the child ended (or was killed) before sending it
             raise SegmentsDisagree()
+        return data
+
+    def _batch(self, persons: int, lines: int, size: int) -> SealedPersons:
+        line_bytes = self._read(lines * _LINE_BYTES)
+        return SealedPersons(persons, array(_LINE, line_bytes).tolist(), self._read(size))
+
+    def _end(self, index: int) -> None:
+        """The child's segment ``index`` is over; after its last, the child ends by itself."""
         self._done = index == self._last_index
-        return SealedSegment(
-            index, first, persons, newlines, array(_LINE, line_bytes).tolist(), tpf_xml
-        )
 
     def close(self) -> None:
         """Reap the child; kill it first when it is still at work (the run ended early)."""
@@ -122,6 +135,28 @@ class SecondProcess:
                 os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
         self.pid = 0
+
+
+class ChildSegment:
+    """A segment of the child's, read from the pipe batch by batch (``SealedSegment``)."""
+
+    def __init__(self, process: SecondProcess, index: int, first_number: int) -> None:
+        self.first_number = first_number
+        self.newlines = 0
+        self._process = process
+        self._index = index
+
+    def batches(self) -> Iterator[SealedPersons]:
+        while True:
+            kind, a, b, c = self._process._frame()
+            if kind == _BATCH:
+                yield self._process._batch(a, b, c)
+            elif kind == _END and a == self._index:
+                self.newlines = b
+                self._process._end(self._index)
+                return
+            else:
+                raise SegmentsDisagree()
 
 
 def _child(
@@ -163,9 +198,9 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _serve(fd: int, pipe: BinaryIO, plan: SegmentPlan, sealing: RecordSealing) -> None:
-    """Seal the odd segments in order; a sender thread writes them, so the next one is sealed
-    while the parent still reads its own."""
-    outgoing: queue.Queue[tuple[bytes, ...] | None] = queue.Queue(maxsize=QUEUED_SEGMENTS)
+    """Seal the odd segments in order; a sender thread writes the frames, so the next batches
+    are sealed while the parent still reads its own segment."""
+    outgoing: queue.Queue[tuple[bytes, ...] | None] = queue.Queue(maxsize=QUEUED_BATCHES)
     failed = threading.Event()
     sender = threading.Thread(target=_send, args=(pipe, outgoing, failed), daemon=True)
     sender.start()
@@ -173,26 +208,25 @@ def _serve(fd: int, pipe: BinaryIO, plan: SegmentPlan, sealing: RecordSealing) -
         persons_before = 0
         last = max(s.index for s in plan.segments if not s.main)
         for segment in plan.segments[: last + 1]:
-            if failed.is_set():
-                break
             if segment.main:  # the parent's: only counted, for the numbers that follow
                 persons_before += count_persons(fd, segment)
                 continue
-            sealed = encrypt_segment(fd, segment, plan.codec, persons_before + 1, sealing)
-            persons_before += sealed.persons
-            outgoing.put(_frame(sealed))
+            sealer = SegmentSealer(fd, segment, plan.codec, persons_before + 1, sealing)
+            outgoing.put((_FRAME.pack(_START, segment.index, sealer.first_number, 0),))
+            for batch in sealer.batches():
+                if failed.is_set():
+                    return
+                lines = array(_LINE, batch.bad_check_digit_lines).tobytes()
+                header = _FRAME.pack(_BATCH, batch.persons, len(batch.bad_check_digit_lines),
+                                     len(batch.tpf_xml))
+                outgoing.put((header, lines, batch.tpf_xml))
+                persons_before += batch.persons
+            outgoing.put((_FRAME.pack(_END, segment.index, sealer.newlines, 0),))
     except SegmentsDisagree:
-        outgoing.put((_FRAME.pack(_DISAGREE, 0, 0, 0, 0, 0, 0),))
+        outgoing.put((_FRAME.pack(_DISAGREE, 0, 0, 0),))
     finally:
         outgoing.put(None)
         sender.join()
-
-
-def _frame(sealed: SealedSegment) -> tuple[bytes, ...]:
-    lines = array(_LINE, sealed.bad_check_digit_lines).tobytes()
-    header = _FRAME.pack(_SEGMENT, sealed.index, sealed.first_number, sealed.persons,
-                         sealed.newlines, len(sealed.bad_check_digit_lines), len(sealed.tpf_xml))
-    return header, lines, sealed.tpf_xml
 
 
 def _send(
