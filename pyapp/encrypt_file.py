@@ -35,7 +35,7 @@ from .faults import (
     OutputSameAsInput,
 )
 from .keyfile import KeyFile, load_key_file
-from .message import EncryptionSummary, MessageEncryptor
+from .message import EncryptionSummary, MessageEncryptor, RecordSealing
 from .person_segments import (
     SealedSegment,
     SegmentPlan,
@@ -60,6 +60,10 @@ _CLOSING = f"</{PERSONER}></{ROOT}>".encode()
 # Output pieces (about 2 MB each: the output of one input chunk) queued for the writer at
 # most: enough to ride out a slow write, small enough to keep memory flat.
 QUEUED_PIECES = 4
+# Written output is flushed to disk (fdatasync) on the writer thread every so often, while the
+# file is still being encrypted: AtomicOutput's fsync at the end then has little left to wait
+# for (about 50 ms less for 50 MB on the reference machine). Durability is unchanged.
+SYNC_BYTES = 32 << 20
 
 
 class HashingWriter:
@@ -92,12 +96,18 @@ class HashingWriter:
             self._thread.join()
 
     def _run(self) -> None:
+        unsynced = 0
         while (piece := self._queue.get()) is not None:
             if self._error is not None:
                 continue  # drain: the main thread raises at its next call
             try:
                 self._sink.write(piece)
                 self._sha256.update(piece)
+                unsynced += len(piece)
+                if unsynced >= SYNC_BYTES:
+                    self._sink.flush()
+                    os.fdatasync(self._sink.fileno())
+                    unsynced = 0
             except Exception as error:  # an OSError becomes OutputNotWritable there
                 self._error = error
 
@@ -178,48 +188,26 @@ async def _encrypt_in_segments(
 ) -> EncryptionSummary:
     """Segment 0 (the header and the first persons) here with ``MessageEncryptor``; the others
     sealed here and in the second process, taken into the TPF layer in file order."""
-    fd = source.fileno()
     encryptor = MessageEncryptor(key_file, contact, NativeBackend(), today, hash_output=False)
-    cut = plan.segments[1].start
-    position = newlines = 0
-    head: list[bytes] = []  # the output before the fork: written once the output is open
-    while (sealing := encryptor.record_sealing) is None and position < cut:
-        chunk = _read_planned(source, min(HEADER_STEP_BYTES, cut - position))
-        position, newlines = position + len(chunk), newlines + chunk.count(b"\n")
-        head.append(await encryptor.feed(chunk))
+    zero = _SegmentZero(source, plan.segments[1].start)
+    output: list[bytes] = []  # before the fork: written once the output is open
+    while (sealing := encryptor.record_sealing) is None and zero.left:
+        output.append(await encryptor.feed(zero.read(HEADER_STEP_BYTES)))
     if sealing is None:
         raise SegmentsDisagree()  # the header does not end before the first cut
-    second = SecondProcess.start(fd, plan, sealing)  # before the writer thread: one thread
+    second = SecondProcess.start(source.fileno(), plan, sealing)  # one thread: no writer yet
     try:
         with AtomicOutput(out_path) as sink:
             writer = HashingWriter(sink)
             try:
-                for piece in head:
+                for piece in output:
                     writer.write(piece)
-                while position < cut:
-                    chunk = _read_planned(source, min(CHUNK_BYTES, cut - position))
-                    position, newlines = position + len(chunk), newlines + chunk.count(b"\n")
-                    writer.write(await encryptor.feed(chunk))
-                if not encryptor.reader.between_persons():
+                while zero.left:
+                    writer.write(await encryptor.feed(zero.read(CHUNK_BYTES)))
+                if not encryptor.between_persons():
                     raise SegmentsDisagree()
-                line = 1 + newlines  # the line the next segment starts on
-                for segment in plan.segments[1:]:
-                    number = encryptor.next_lopenummer
-                    sealed: SealedSegment
-                    if segment.main:
-                        sealed = SegmentSealer(fd, segment, plan.codec, number, sealing)
-                    else:
-                        sealed = second.segment(segment.index)
-                    if sealed.first_number != number:  # the child counted other persons
-                        raise SegmentsDisagree()
-                    for batch in sealed.batches():
-                        lines = [line - 1 + n for n in batch.bad_check_digit_lines]
-                        writer.write(await encryptor.append_sealed_persons(
-                            batch.tpf_xml, batch.persons, lines))
-                        # Where Ctrl-C (asyncio.run cancels the task) takes effect: nothing
-                        # here awaits anything that suspends.
-                        await asyncio.sleep(0)
-                    line += sealed.newlines
+                await _append_segments(encryptor, writer, source.fileno(), plan, sealing, second,
+                                       1 + zero.newlines)
                 second.close()
                 try:  # sound after the checks above: a fault here would be the plan's
                     writer.write(await encryptor.feed(_CLOSING))
@@ -236,16 +224,55 @@ async def _encrypt_in_segments(
     return encryptor.summary
 
 
+async def _append_segments(
+    encryptor: MessageEncryptor,
+    writer: HashingWriter,
+    fd: int,
+    plan: SegmentPlan,
+    sealing: RecordSealing,
+    second: SecondProcess,
+    line: int,
+) -> None:
+    """Segments 1, 2, … into the TPF layer: the even ones sealed here, the odd ones taken from
+    the second process, each checked to start at the next løpenummer. ``line``: the line
+    segment 1 starts on (a segment counts its check digit lines from its own start)."""
+    for segment in plan.segments[1:]:
+        number = encryptor.next_lopenummer
+        sealed: SealedSegment
+        if segment.main:
+            sealed = SegmentSealer(fd, segment, plan.codec, number, sealing)
+        else:
+            sealed = second.segment(segment.index)
+        if sealed.first_number != number:  # the child counted other persons before it
+            raise SegmentsDisagree()
+        for batch in sealed.batches():
+            lines = [line - 1 + n for n in batch.bad_check_digit_lines]
+            writer.write(await encryptor.append_sealed_persons(batch.tpf_xml, batch.persons, lines))
+            # Where Ctrl-C (asyncio.run cancels the task) takes effect: nothing here awaits
+            # anything that suspends.
+            await asyncio.sleep(0)
+        line += sealed.newlines
+
+
+class _SegmentZero:
+    """Segment 0 read from the open file, up to the first cut, counting its line feeds."""
+
+    def __init__(self, source: BinaryIO, end: int) -> None:
+        self.left = end
+        self.newlines = 0
+        self._source = source
+
+    def read(self, most: int) -> bytes:
+        chunk = _read(self._source, min(most, self.left))
+        if not chunk:
+            raise SegmentsDisagree()  # the file is shorter than when the cuts were planned
+        self.left -= len(chunk)
+        self.newlines += chunk.count(b"\n")
+        return chunk
+
+
 def _read(source: BinaryIO, size: int = CHUNK_BYTES) -> bytes:
     try:
         return source.read(size)
     except OSError:
         raise DataFileUnreadable() from None
-
-
-def _read_planned(source: BinaryIO, size: int) -> bytes:
-    """``size`` bytes (at most) the segment plan counts on being there."""
-    chunk = _read(source, size)
-    if not chunk:
-        raise SegmentsDisagree()  # the file is shorter than when the cuts were planned
-    return chunk

@@ -181,9 +181,10 @@ class MessageEncryptor:
     def persons(self) -> int:
         return self._reader.persons
 
-    @property
-    def reader(self) -> IplosReader:
-        return self._reader
+    def between_persons(self) -> bool:
+        """Whether the bytes fed so far end between two persons: where persons read elsewhere
+        may be appended (``IplosReader.between_persons``)."""
+        return self._reader.between_persons()
 
     @property
     def next_lopenummer(self) -> int:
@@ -204,7 +205,7 @@ class MessageEncryptor:
         ``record_sealing`` (``ipis encrypt``'s segments): their elements of the TPF layer
         (``tpf_persons``), their number, and the lines of those with wrong check digits. They
         follow the persons read so far, in file order; only where the reader stands between
-        persons (``reader.between_persons()``)."""
+        persons (``between_persons``)."""
         out: list[bytes] = []
         try:
             while self._batch:

@@ -57,11 +57,9 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 class SecondProcess:
     """The parent's handle on the child: its segments in order, and its end."""
 
-    def __init__(self, pid: int, pipe: BinaryIO, last_index: int) -> None:
+    def __init__(self, pid: int, frames: _Frames) -> None:
         self.pid = pid
-        self._pipe = pipe
-        self._last_index = last_index  # the child's last segment: then it ends by itself
-        self._done = False  # the child sent its last frame and is ending by itself
+        self._frames = frames
 
     @classmethod
     def start(cls, fd: int, plan: SegmentPlan, sealing: RecordSealing) -> SecondProcess:
@@ -89,48 +87,23 @@ class SecondProcess:
             if pid == 0:
                 _child(parent, fd, read_end, write_end, plan, sealing, mask)
             os.close(write_end)
-            return cls(pid, os.fdopen(read_end, "rb"), last_index)
+            return cls(pid, _Frames(os.fdopen(read_end, "rb"), last_index))
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def segment(self, index: int) -> ChildSegment:
         """Segment ``index``, the child's next: its batches follow."""
-        kind, got, first, _ = self._frame()
+        kind, got, first, _ = self._frames.next()
         if kind != _START or got != index:
             raise SegmentsDisagree()
-        return ChildSegment(self, index, first)
-
-    def _frame(self) -> tuple[int, int, int, int]:
-        kind, a, b, c = _FRAME.unpack(self._read(_FRAME.size))
-        if kind == _DISAGREE:
-            self._done = True  # its last frame
-            raise SegmentsDisagree()
-        return kind, a, b, c
-
-    def _read(self, size: int) -> bytes:
-        try:
-            data = self._pipe.read(size)
-        except OSError:
-            raise SegmentsDisagree() from None
-        if len(data) != size:
-            self._done = True  # the child ended (or was killed) before sending it
-            raise SegmentsDisagree()
-        return data
-
-    def _batch(self, persons: int, lines: int, size: int) -> SealedPersons:
-        line_bytes = self._read(lines * _LINE_BYTES)
-        return SealedPersons(persons, array(_LINE, line_bytes).tolist(), self._read(size))
-
-    def _end(self, index: int) -> None:
-        """The child's segment ``index`` is over; after its last, the child ends by itself."""
-        self._done = index == self._last_index
+        return ChildSegment(self._frames, index, first)
 
     def close(self) -> None:
         """Reap the child; kill it first when it is still at work (the run ended early)."""
         if self.pid == 0:
             return
-        self._pipe.close()  # a child still writing gets EPIPE
-        if not self._done:
+        self._frames.close()  # a child still writing gets EPIPE
+        if not self._frames.done:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
@@ -140,23 +113,57 @@ class SecondProcess:
 class ChildSegment:
     """A segment of the child's, read from the pipe batch by batch (``SealedSegment``)."""
 
-    def __init__(self, process: SecondProcess, index: int, first_number: int) -> None:
+    def __init__(self, frames: _Frames, index: int, first_number: int) -> None:
         self.first_number = first_number
         self.newlines = 0
-        self._process = process
+        self._frames = frames
         self._index = index
 
     def batches(self) -> Iterator[SealedPersons]:
         while True:
-            kind, a, b, c = self._process._frame()
+            kind, a, b, c = self._frames.next()
             if kind == _BATCH:
-                yield self._process._batch(a, b, c)
+                yield self._frames.batch(a, b, c)
             elif kind == _END and a == self._index:
                 self.newlines = b
-                self._process._end(self._index)
+                # after its last segment, the child ends by itself
+                self._frames.done = self._index == self._frames.last_index
                 return
             else:
                 raise SegmentsDisagree()
+
+
+class _Frames:
+    """The parent's end of the pipe: the child's frames, and whether it sent its last."""
+
+    def __init__(self, pipe: BinaryIO, last_index: int) -> None:
+        self.last_index = last_index  # the child's last segment
+        self.done = False  # the child sent its last frame and is ending by itself
+        self._pipe = pipe
+
+    def next(self) -> tuple[int, int, int, int]:
+        kind, a, b, c = _FRAME.unpack(self._read(_FRAME.size))
+        if kind == _DISAGREE:
+            self.done = True  # its last frame
+            raise SegmentsDisagree()
+        return kind, a, b, c
+
+    def batch(self, persons: int, lines: int, size: int) -> SealedPersons:
+        line_bytes = self._read(lines * _LINE_BYTES)
+        return SealedPersons(persons, array(_LINE, line_bytes).tolist(), self._read(size))
+
+    def close(self) -> None:
+        self._pipe.close()
+
+    def _read(self, size: int) -> bytes:
+        try:
+            data = self._pipe.read(size)
+        except OSError:
+            raise SegmentsDisagree() from None
+        if len(data) != size:
+            self.done = True  # the child ended (or was killed) before sending it
+            raise SegmentsDisagree()
+        return data
 
 
 def _child(
