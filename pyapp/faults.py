@@ -122,6 +122,21 @@ class MalformedData(IplosFault):
     """Any other fault in the data file, in the seed's style."""
 
 
+class DataFileTooLarge(IplosFault):
+    """The TPF layer's CipherValue would pass the text limit of libxml2 (docs/formater.md)."""
+
+    def __init__(self, limit: int) -> None:
+        limit_text = f"{limit:,}".replace(",", "\u00a0")
+        # The encrypted TPF layer is about 2.2 times the IPLOS file (docs/formater.md).
+        about = round(limit / 2.2e6, -1)
+        input_text = f" (om lag {about:.0f} MB IPLOS-data)" if about >= 10 else ""
+        super().__init__(
+            f"IPLOS filen er for stor: den krypterte delen for TPF ville blitt over {limit_text} "
+            f"tegn, som er grensen for hva standard XML-programmer kan lese{input_text}. Del "
+            "uttrekket i flere filer i fagsystemet, eller kontakt SSB."
+        )
+
+
 def truncated(tag: str, line: int) -> MalformedData:
     return MalformedData(
         f"IPLOS filen er ufullstendig: Feltet {tag} som starter på linje {line} blir aldri "

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 
 from .contact import Contact
 from .crypto import CryptoBackend, SealingStream
-from .faults import DataFileUnreadable
+from .faults import DataFileTooLarge, DataFileUnreadable
 from .keyfile import KeyFile, describe_key_file
 from .reader import Header, IplosReader, PersonRecord, Sender, escape_attribute
 from .xmlenc import (
     AES256_GCM,
     CONTENT_KEY_BYTES,
+    GCM_IV_BYTES,
+    GCM_TAG_BYTES,
     NAMESPACE_DECLARATIONS,
     PERSON_ENCRYPTED_DATA_END,
     PERSON_ENCRYPTED_DATA_START,
@@ -42,6 +44,16 @@ TPF_LAYER_ROOT = "IPLOSInnhold"
 REGISTER_KEY_NAME = "registerlag"  # CarriedKeyName of the register layer's EncryptedKey
 RECORDS_PER_BATCH = 512
 MAX_LISTED_LINES = 20
+# libxml2, under lxml and libxmlsec1, refuses a text node longer than 1 000 000 000 bytes even
+# with XML_PARSE_HUGE. The TPF layer's CipherValue is one text node (formats invariant 1: one
+# EncryptedData, nothing else in clear), so a file whose CipherValue would be longer is refused
+# rather than written unreadable for a standard XML Encryption 1.1 implementation
+# (docs/formater.md, "Size limit"). Read when an encryptor is made, so tests can lower it.
+MAX_CIPHER_VALUE_CHARS = 1_000_000_000
+NO_PERSONS_WARNING = (
+    "IPLOS filen inneholder ingen personer. Filen er kryptert likevel; kontroller uttrekket i "
+    "fagsystemet før du sender den."
+)
 
 
 class Base64Stream:
@@ -74,6 +86,11 @@ class EncryptionSummary:
     key_file_lines: list[str] = field(default_factory=list)
 
 
+def cipher_value_chars(plaintext_bytes: int) -> int:
+    """Length of the base64 CipherValue holding IV ‖ ciphertext ‖ tag of this plaintext."""
+    return 4 * -(-(GCM_IV_BYTES + plaintext_bytes + GCM_TAG_BYTES) // 3)
+
+
 def check_digit_warning(lines: list[int]) -> str | None:
     """Wrong check digits: count and lines, never the numbers themselves."""
     if not lines:
@@ -96,6 +113,7 @@ class MessageEncryptor:
         contact: Contact,
         backend: CryptoBackend,
         today: dt.date | None = None,
+        max_cipher_value_chars: int | None = None,
     ) -> None:
         self._keys = keys
         self._contact = contact
@@ -104,6 +122,10 @@ class MessageEncryptor:
         self._tpf_key = secrets.token_bytes(CONTENT_KEY_BYTES)  # one fresh key per layer per file
         self._register_key = secrets.token_bytes(CONTENT_KEY_BYTES)
         self._tpf_stream: SealingStream | None = None
+        self._tpf_plaintext_bytes = 0
+        self._max_cipher_value_chars = (
+            MAX_CIPHER_VALUE_CHARS if max_cipher_value_chars is None else max_cipher_value_chars
+        )
         self._base64 = Base64Stream()
         self._batch: list[PersonRecord] = []
         self._numbered = 0  # persons already given a lopenummer
@@ -169,6 +191,8 @@ class MessageEncryptor:
             f"</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\n</{ROOT}>\n".encode()
         )
         self.summary.persons = count
+        if count == 0:
+            self.summary.warnings.append(NO_PERSONS_WARNING)
         warning = check_digit_warning(self._reader.bad_check_digit_lines)
         if warning:
             self.summary.warnings.append(warning)
@@ -282,6 +306,9 @@ class MessageEncryptor:
 
     async def _tpf_write_bytes(self, data: bytes, out: list[bytes]) -> None:
         assert self._tpf_stream is not None
+        self._tpf_plaintext_bytes += len(data)
+        if cipher_value_chars(self._tpf_plaintext_bytes) > self._max_cipher_value_chars:
+            raise DataFileTooLarge(self._max_cipher_value_chars)
         out.append(self._base64.update(await self._tpf_stream.update(data)))
 
 
