@@ -100,9 +100,14 @@ Ghash.prototype.update = function timedGhash(...args) {
 
 // --- one encryption run ---------------------------------------------------------------------
 
-const PART_BYTES = 8 << 20; // output collected in parts of about 8 MB, each its own Blob
+const PART_BYTES = 8 << 20; // to a download: output collected in Blobs of about 8 MB
+// To the file chosen in the save dialog: parts go to the page as they are made, and no more
+// than this waits unwritten, so memory stays flat whatever the file's size.
+const AHEAD_BYTES = 32 << 20;
+const WRITTEN = Promise.resolve();
 
 function makeRun(message) {
+  const toFile = message.sink === 'file';
   const run = {
     params: JSON.stringify(message.params),
     dataSize: message.data ? message.data.size : 0,
@@ -110,6 +115,8 @@ function makeRun(message) {
     parts: [],
     buffer: [],
     buffered: 0,
+    unwritten: 0, // bytes sent to the page and not yet written to the chosen file
+    waitingForWrite: [],
     lastProgress: 0,
     // Slices of the data file; the next slice is read while Python works on this one.
     prefetched: null,
@@ -135,11 +142,28 @@ function makeRun(message) {
     async readKeys() {
       return new Uint8Array(await message.keys.arrayBuffer());
     },
+    // Python awaits this: it resolves at once, or when the chosen file has caught up.
     write(bytes) {
-      if (!bytes.length) return;
+      if (!bytes.length) return WRITTEN;
+      if (toFile) return run.send(bytes);
       run.buffer.push(bytes);
       run.buffered += bytes.length;
       if (run.buffered >= PART_BYTES) run.flush();
+      return WRITTEN;
+    },
+    send(bytes) {
+      const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+      run.unwritten += own.byteLength;
+      postMessage({ type: 'output', id: message.id, bytes: own }, [own.buffer]);
+      if (run.unwritten < AHEAD_BYTES) return WRITTEN;
+      return new Promise((resolve) => run.waitingForWrite.push(resolve));
+    },
+    written(bytes) {
+      run.unwritten -= bytes;
+      if (run.unwritten >= AHEAD_BYTES) return;
+      const waiting = run.waitingForWrite;
+      run.waitingForWrite = [];
+      for (const resolve of waiting) resolve();
     },
     flush() {
       if (run.buffer.length) run.parts.push(new Blob(run.buffer));
@@ -163,11 +187,14 @@ async function encrypt(message) {
   current = run;
   try {
     const result = JSON.parse(await krypt.encrypt(run));
-    if (result.summary) {
+    if (result.summary && message.sink !== 'file') {
       run.flush();
       const blob = new Blob(run.parts, { type: 'application/xml' });
       const timings = { total: performance.now() - started, ...glueTimes };
       postMessage({ type: 'done', id: message.id, result, blob, timings });
+    } else if (result.summary) {
+      const timings = { total: performance.now() - started, ...glueTimes };
+      postMessage({ type: 'done', id: message.id, result, timings });
     } else {
       postMessage({ type: 'done', id: message.id, result });
     }
@@ -177,9 +204,19 @@ async function encrypt(message) {
 }
 
 async function inspectKeys(message) {
-  const raw = new Uint8Array(await message.keys.arrayBuffer());
-  const result = JSON.parse(krypt.inspect_keys(raw, message.today));
+  let result;
+  try {
+    const raw = new Uint8Array(await message.keys.arrayBuffer());
+    result = JSON.parse(krypt.inspect_keys(raw, message.today));
+  } catch (error) { // unreadable: a file gone since it was chosen
+    result = JSON.parse(krypt.key_file_unreadable());
+  }
   postMessage({ type: 'keys', id: message.id, result });
+}
+
+async function checkContact(message) {
+  const result = JSON.parse(krypt.check_contact(message.email, message.name, message.mobile));
+  postMessage({ type: 'contact', id: message.id, result });
 }
 
 // Tests: the GCM stream against OpenSSL, byte for byte.
@@ -220,12 +257,16 @@ async function modules(message) {
   postMessage({ type: 'modules', id: message.id, modules: JSON.parse(krypt.modules()) });
 }
 
-const handlers = { start, encrypt, inspectKeys, gcmSelfTest, modules };
+const handlers = { start, encrypt, inspectKeys, checkContact, gcmSelfTest, modules };
 
 self.onmessage = (event) => {
   const message = event.data;
   if (message.type === 'cancel') {
     if (current) current.cancelled = true;
+    return;
+  }
+  if (message.type === 'written') {
+    if (current) current.written(message.bytes);
     return;
   }
   const handler = handlers[message.type];
