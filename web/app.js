@@ -30,32 +30,15 @@ const state = {
   cipherValueLimit: null, // tests only: a lower limit for the TPF layer (docs/formater.md)
 };
 
-// --- start-up: embedded assets to a worker ---------------------------------------------------
-
-function assetBytes(id) {
-  const element = $(id);
-  const text = element.textContent;
-  element.textContent = ''; // the DOM need not keep megabytes of base64
-  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
+// --- start-up: the worker web/early.js made ---------------------------------------------------
 
 async function startWorker() {
-  // web/early.js made the worker while the page was still being parsed.
-  const worker = await window.ipisEarlyWorker;
-  worker.onmessage = (event) => onWorkerMessage(event.data);
+  // web/early.js made the worker, and handed it the assets, while the page was being parsed.
+  const worker = await window.ipisEarly.worker;
   worker.onerror = (event) => startFailed(event.message || 'arbeidstråden startet ikke');
-  const wasm = assetBytes('asset-wasm');
-  const python = assetBytes('asset-python');
-  worker.postMessage(
-    { type: 'start', assets: { wasm: wasm.buffer, python: python.buffer }, lock: $('pyodide-lock').textContent },
-    [wasm.buffer, python.buffer],
-  );
   state.worker = worker;
   state.workerStarted = Math.round(performance.now());
+  window.ipisEarly.listen(onWorkerMessage);
 }
 
 function startFailed(detail) {
@@ -77,9 +60,12 @@ function onWorkerMessage(message) {
       $('run').disabled = false;
       setStatus(READY_TEXT, 'ready');
       if (state.keysFile) chooseKeysFile(state.keysFile); // chosen while starting
+      const page = (absolute) => Math.round(absolute - performance.timeOrigin);
       root.dataset.timings = JSON.stringify({
         appStarted: Math.round(appStarted), workerStarted: state.workerStarted,
         pyodide: Math.round(message.timings.pyodide), core: Math.round(message.timings.core),
+        workerBooted: page(message.timings.atStart), wasmArrived: page(message.timings.atWasm),
+        pythonArrived: page(message.timings.atPython), pyodideLoaded: page(message.timings.atLoaded),
       });
       console.info(`IPLOS Krypt klar etter ${readyMs} ms (Python ${message.info.python}): ${root.dataset.timings}`);
       break;

@@ -4,8 +4,9 @@ Standard library only. What goes in:
 
 - Pyodide (npm ``pyodide``, pinned in package.json, installed by ``npm ci``): the wasm binary,
   gzip-compressed; ``pyodide.asm.mjs`` made a classic script and concatenated with
-  ``pyodide.js``, ``web/gcm.js`` and ``web/worker.js`` into the worker's one script
-  (a worker made from a blob URL cannot import modules from a ``file://`` page);
+  ``pyodide.js`` and ``web/worker.js`` into the worker's one script (a worker made from a blob
+  URL cannot import modules from a ``file://`` page), with the sealer worker's script
+  (``web/gcm.js`` and ``web/sealer.js``) in it as a string;
 - a trimmed Python standard library, together with the ``ipis`` core (the modules of
   ``pyapp/`` the browser path imports, zipped under their installed name ``ipis_core``) and
   ``web/krypt_worker.py``, as one zip, gzip-compressed;
@@ -137,11 +138,14 @@ def classic_worker_script() -> str:
         "// (it takes a working importScripts for an unsupported classic worker).\n"
         "self.importScripts = () => { throw new Error('importScripts is disabled'); };\n"
     )
+    # The sealer worker's whole script (web/sealer.js after web/gcm.js), as a string the worker
+    # makes its blob from.
+    sealer = (WEB / "gcm.js").read_text() + "\n;\n" + (WEB / "sealer.js").read_text()
     parts = [
         prelude,
         asm,
         loader,
-        (WEB / "gcm.js").read_text(),
+        f"const SEALER_SCRIPT = {json.dumps(sealer)};",
         (WEB / "worker.js").read_text(),
     ]
     return "\n;\n".join(parts)
@@ -237,9 +241,17 @@ def render(
         "python.zip": len(pyzip),
         "python.zip.gz": len(assets["python"]),
     }
+    # Each asset is followed by the script that hands it to the worker (web/early.js).
+    after = {
+        "worker": f"<script>\n{(WEB / 'early.js').read_text()}</script>",
+        "wasm": "<script>window.ipisEarly && window.ipisEarly.send('asset-wasm', 'wasm');</script>",
+        "python": (
+            "<script>window.ipisEarly && window.ipisEarly.send('asset-python', 'python');</script>"
+        ),
+    }
     asset_html = "\n".join(
-        f'<script type="application/octet-stream" id="asset-{name}">{b64(data)}</script>'
-        + (f"\n<script>\n{(WEB / 'early.js').read_text()}</script>" if name == "worker" else "")
+        f'<script type="application/octet-stream" id="asset-{name}">{b64(data)}</script>\n'
+        + after[name]
         for name, data in assets.items()
     )
     build_time = time.strftime("%Y-%m-%d", time.gmtime(_source_date()))
