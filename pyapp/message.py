@@ -63,10 +63,12 @@ class Base64Stream:
         self._rest = b""
 
     def update(self, data: bytes) -> bytes:
-        data = self._rest + data
+        if self._rest:  # at most two bytes left over from the last piece
+            data = self._rest + data
         cut = len(data) - len(data) % 3
         self._rest = data[cut:]
-        return binascii.b2a_base64(data[:cut], newline=False) if cut else b""
+        # a view, not a copy: the TPF layer passes through here whole (about 2.2x the file)
+        return binascii.b2a_base64(memoryview(data)[:cut], newline=False) if cut else b""
 
     def finish(self) -> bytes:
         rest, self._rest = self._rest, b""
@@ -288,9 +290,17 @@ class MessageEncryptor:
         first, batch, sealing = self._sealing
         self._sealing = None
         sealed = await sealing
+        # bytes throughout: 100 000 records pass here, and str round trips cost in the browser
+        start, end = _PERSON_ENCRYPTED_DATA
         pieces = [
-            b'<Person lopenummer="%d">%s%s</Person>'
-            % (first + i, record.fodselsnummer_xml, _person_encrypted_data(cipher).encode())
+            b'<Person lopenummer="%d">%s%s%s%s</Person>'
+            % (
+                first + i,
+                record.fodselsnummer_xml,
+                start,
+                binascii.b2a_base64(cipher, newline=False),
+                end,
+            )
             for i, (record, cipher) in enumerate(zip(batch, sealed, strict=True))
         ]
         await self._tpf_write_bytes(b"".join(pieces), out)
@@ -318,3 +328,9 @@ def _b64(data: bytes) -> str:
 
 def _person_encrypted_data(cipher_value: bytes) -> str:
     return PERSON_ENCRYPTED_DATA_START + _b64(cipher_value) + PERSON_ENCRYPTED_DATA_END
+
+
+_PERSON_ENCRYPTED_DATA = (
+    PERSON_ENCRYPTED_DATA_START.encode(),
+    PERSON_ENCRYPTED_DATA_END.encode(),
+)
