@@ -7,23 +7,13 @@ import hashlib
 import itertools
 import pathlib
 import time
-from collections.abc import Iterator
 
 import pytest
-from krypt_testlib import TODAY, Keys, Krypt, decrypt, input_records, open_krypt, person_data
-from playwright.sync_api import Browser
+from krypt_testlib import TODAY, Keys, Krypt, decrypt, input_records, person_data
 
 from ipis_core.demo_data import document_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("page")]
-
-
-@pytest.fixture(scope="module")
-def krypt(browser: Browser, page_url: str) -> Iterator[Krypt]:
-    opened = open_krypt(browser, page_url)
-    yield opened
-    assert opened.network.outside == [], "requests left the page"
-    opened.close()
 
 
 def encrypt_in_page(

@@ -31,14 +31,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("page")]
 PICKED = "valgt-av-bruker.xml"
 
 
-@pytest.fixture(scope="module")
-def krypt(browser: Browser, page_url: str) -> Iterator[Krypt]:
-    opened = open_krypt(browser, page_url)
-    yield opened
-    assert opened.network.outside == []
-    opened.close()
-
-
 @pytest.fixture
 def dialog(browser: Browser, page_url: str) -> Iterator[Krypt]:
     """A fresh page whose «Søk…» opens the stubbed save dialog (krypt_testlib.SAVE_DIALOG)."""

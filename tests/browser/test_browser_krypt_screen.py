@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import pathlib
 import zipfile
-from collections.abc import Iterator
 
 import pytest
 from krypt_testlib import (
@@ -31,14 +30,6 @@ NO_PERSONS = (
     "IPLOS filen inneholder ingen personer. Filen er kryptert likevel; kontroller uttrekket i "
     "fagsystemet før du sender den."
 )
-
-
-@pytest.fixture(scope="module")
-def krypt(browser: Browser, page_url: str) -> Iterator[Krypt]:
-    opened = open_krypt(browser, page_url)
-    yield opened
-    assert opened.network.outside == []
-    opened.close()
 
 
 @pytest.fixture
