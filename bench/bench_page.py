@@ -16,7 +16,9 @@ even when the machine is busy:
   replaced by a function returning a real FileSystemFileHandle of the origin private file system
   (OPFS): the page then writes through a real FileSystemWritableFileStream to a real file on
   disk, as it would to the chosen one. OPFS needs an http origin, so the page is served from
-  127.0.0.1 here (the same bytes; the browser tests show it behaves the same from file://).
+  127.0.0.1 here (the same bytes; the browser tests show it behaves the same from file://), and
+  a persistent profile (Playwright's ordinary contexts are off the record, where Chromium keeps
+  OPFS files in the browser process's memory).
   Measured: time, the peak RSS of the tab (renderer with both workers), of the browser process
   and of all Chromium processes (sampled from /proc every 0.25 s), and the written file's size
   against the size the page reports. The download path on the same file is measured beside it.
@@ -54,8 +56,16 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from krypt_testlib import CHROMIUM, CHROMIUM_ARGS, CONTACT, PAGE, Krypt, open_krypt  # noqa: E402
-from playwright.sync_api import Browser, sync_playwright  # noqa: E402
+from krypt_testlib import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CONTACT,
+    PAGE,
+    Krypt,
+    open_krypt,
+    open_krypt_in,
+)
+from playwright.sync_api import Browser, Playwright, sync_playwright  # noqa: E402
 
 from ipis_core.keyfile import render_key_file  # noqa: E402
 from ipis_core.keygen import generate_keys  # noqa: E402
@@ -142,12 +152,14 @@ def _chromium_processes() -> Iterator[tuple[str, bytes]]:
 
 class ChromiumMemory:
     """Peak RSS of Chromium: the largest renderer (the tab, with its workers), the browser
-    process (which holds Blob data and downloads), and the sum over all Chromium processes."""
+    process (which holds Blob data and downloads), and the sum over all Chromium processes;
+    and the peak anonymous RSS of the sum (heap, not file pages mapped)."""
 
     def __init__(self) -> None:
         self.peak_renderer_mb = 0.0
         self.peak_browser_mb = 0.0
         self.peak_total_mb = 0.0
+        self.peak_anonymous_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -161,27 +173,31 @@ class ChromiumMemory:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            total = renderer = browser = 0.0
+            total = renderer = browser = anonymous = 0.0
             for pid, cmdline in _chromium_processes():
                 try:
                     with open(f"/proc/{pid}/status") as handle:
-                        rss = next((int(line.split()[1]) * 1024 / MB for line in handle
-                                    if line.startswith("VmRSS:")), 0.0)
-                except OSError:
+                        fields = {line.split(":")[0]: int(line.split()[1]) * 1024 / MB
+                                  for line in handle if line.startswith(("VmRSS:", "RssAnon:"))}
+                except (OSError, IndexError, ValueError):
                     continue
+                rss = fields.get("VmRSS", 0.0)
+                anonymous += fields.get("RssAnon", 0.0)
                 total += rss
                 if b"--type=renderer" in cmdline:
                     renderer = max(renderer, rss)
                 elif b"--type=" not in cmdline:
                     browser = max(browser, rss)
             self.peak_total_mb = max(self.peak_total_mb, total)
+            self.peak_anonymous_mb = max(self.peak_anonymous_mb, anonymous)
             self.peak_renderer_mb = max(self.peak_renderer_mb, renderer)
             self.peak_browser_mb = max(self.peak_browser_mb, browser)
             self._stop.wait(0.25)
 
     def line(self) -> str:
         return (f"peak RSS: tab {self.peak_renderer_mb:.0f} MB, browser process "
-                f"{self.peak_browser_mb:.0f} MB, all Chromium {self.peak_total_mb:.0f} MB")
+                f"{self.peak_browser_mb:.0f} MB, all Chromium {self.peak_total_mb:.0f} MB "
+                f"(anonymous {self.peak_anonymous_mb:.0f} MB)")
 
 
 def chromium_cpu_seconds() -> float:
@@ -331,21 +347,22 @@ def median_phases(phases: list[dict[str, int]]) -> str:
     return ", ".join(f"{k} {statistics.median(p[k] for p in phases):.0f}" for k in keys)
 
 
-def large_runs(browser: Browser, pages: Pages, source: pathlib.Path,
+def large_runs(playwright: Playwright, browser: Browser, pages: Pages, source: pathlib.Path,
                key_file: pathlib.Path) -> list[str]:
     lines = []
     for name, path in pages.builds.items():
-        staged = pathlib.Path(tempfile.mkdtemp(prefix="ipis-bench-")) / "ipis-krypt.html"
+        work = pathlib.Path(tempfile.mkdtemp(prefix="ipis-bench-"))
+        staged = work / "ipis-krypt.html"
         shutil.copyfile(path, staged)
         with served(staged) as url:
-            krypt = open_krypt(browser, url, served=True)
-            krypt.page.add_init_script(OPFS_PICKER)
-            krypt.page.reload()
-            krypt.wait_state("ready")
+            context = playwright.chromium.launch_persistent_context(
+                work / "profil", executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            context.add_init_script(OPFS_PICKER)
+            krypt = open_krypt_in(context, url, served=True)
             with ChromiumMemory() as memory:
                 run = page_save_dialog(krypt, source, key_file)
             krypt.close()
-        shutil.rmtree(staged.parent)
+        shutil.rmtree(work)
         lines.append(f"  {name}, save dialog (OPFS): {run.wall:.1f} s, {run.persons} persons, "
                      f"written {run.output_bytes / MB:.1f} MB ({run.detail}); {memory.line()}")
         print(lines[-1], flush=True)
@@ -407,7 +424,7 @@ def main(argv: list[str]) -> int:
             native = interleaved_50mb(browser, pages, runs, source_50, key_file)
         if not args.quick:
             source_large = make_input(500)
-            large = large_runs(browser, pages, source_large, key_file)
+            large = large_runs(playwright, browser, pages, source_large, key_file)
             native_large = native_encrypt(source_large, key_file)
             large.append(f"  CLI: {native_large.wall:.1f} s, output "
                          f"{native_large.output_bytes / MB:.1f} MB "

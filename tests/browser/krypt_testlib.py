@@ -151,6 +151,11 @@ def open_krypt(
 ) -> Krypt:
     """The page in a fresh context; ``served``: ``url`` is a server's, which may be fetched."""
     context = browser.new_context(accept_downloads=True, bypass_csp=bypass_csp, **options)
+    return open_krypt_in(context, url, served)
+
+
+def open_krypt_in(context: BrowserContext, url: str, served: bool = False) -> Krypt:
+    """The page in ``context`` (also a persistent one: bench/bench_page.py), network watched."""
     network = Network(allowed=(url,) if served else ())
     context.route("**/*", network.route)
     context.on("requestfinished", network.on_finished)
