@@ -282,6 +282,11 @@ def page_save_dialog(krypt: Krypt, source: pathlib.Path, key_file: pathlib.Path)
     cpu_before = chromium_cpu_seconds()
     started = time.perf_counter()
     outcome = krypt.run(timeout=1800)
+    # Builds before issue 10 said «ready» before the file was written: wait for the outcome.
+    deadline = time.monotonic() + 1800
+    while not outcome and time.monotonic() < deadline:
+        time.sleep(0.05)
+        outcome = page.get_attribute("html", "data-outcome") or ""
     seconds = time.perf_counter() - started
     cpu = chromium_cpu_seconds() - cpu_before
     if outcome != "done":
