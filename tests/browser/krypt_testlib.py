@@ -258,7 +258,8 @@ def screenshot(page: Page, name: str) -> None:
 
 # The save dialog of the File System Access API, as an init script: a test cannot click a native
 # dialog. The handle records what the page does with the file: the parts written, close, abort,
-# remove. ``window.__holdClose`` (a promise) keeps close() waiting; ``window.__failWrites``
+# remove. ``window.__holdClose`` and ``window.__holdWrites`` (promises) keep close() and
+# write() waiting (a run held where the test wants it); ``window.__failWrites``
 # makes writing fail as a full disk would. The writable is a WritableStream with the methods of
 # FileSystemWritableFileStream, so any way of writing to it works.
 SAVE_DIALOG = """
@@ -274,6 +275,7 @@ SAVE_DIALOG = """
       async write(chunk) {
         if (window.__failWrites) throw new DOMException('Disken er full', 'QuotaExceededError');
         file.writes += 1;
+        if (window.__holdWrites) await window.__holdWrites;
         file.parts.push(new Uint8Array(chunk instanceof Blob ? await chunk.arrayBuffer() : chunk));
       },
       async close() {
@@ -306,6 +308,8 @@ SAVE_DIALOG = """
 # Keeps the chosen file's close() waiting until ``RELEASE_CLOSE``: a run held in its last step.
 HOLD_CLOSE = "() => { window.__holdClose = new Promise((r) => { window.__release = r; }); }"
 RELEASE_CLOSE = "() => window.__release()"
+HOLD_WRITES = "() => { window.__holdWrites = new Promise((r) => { window.__releaseWrites = r; }); }"
+RELEASE_WRITES = "() => { window.__holdWrites = null; window.__releaseWrites(); }"
 
 
 def chosen_file(page: Page, name: str) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 from krypt_testlib import (
     HOLD_CLOSE,
+    HOLD_WRITES,
     RELEASE_CLOSE,
+    RELEASE_WRITES,
     SAVE_DIALOG,
     TODAY,
     Keys,
@@ -157,9 +159,12 @@ def test_a_cancelled_run_leaves_no_file_behind(
     source.write_bytes(document_bytes(60_000, seed=43))
     dialog.fill(data=source, out="", keys=key_files["valid"])
     pick_in_dialog(dialog)
+    # Writing held: the worker stops 32 MB ahead of the file, so the run cannot end first.
+    page.evaluate(HOLD_WRITES)
     page.get_by_role("button", name="Utfør kryptering").click()
     wait_until(lambda: (chosen_file(page, PICKED) or {}).get("writes"), "the first part written")
     page.get_by_role("button", name="Avbryt").click()
+    page.evaluate(RELEASE_WRITES)
     dialog.wait_state("ready")
     assert page.get_attribute("html", "data-outcome") == "cancelled"
     file = chosen_file(page, PICKED)
