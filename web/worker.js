@@ -53,6 +53,7 @@ const sealerIds = { keys: [], streams: [] }; // made in the current run, forgott
 let nextSealerId = 1;
 
 function startSealer() {
+  if (sealer) return;
   const url = URL.createObjectURL(new Blob([SEALER_SCRIPT], { type: 'text/javascript' }));
   sealer = new Worker(url);
   URL.revokeObjectURL(url);
@@ -72,6 +73,7 @@ function owned(bytes) {
 }
 
 function toSealer(op, fields, transfer = []) {
+  if (!sealer) startSealer();
   const id = ++sealerRequests;
   return new Promise((resolve, reject) => {
     sealerWaiting.set(id, { resolve, reject });
@@ -284,7 +286,6 @@ async function gcmSelfTest(message) {
 
 async function start(message) {
   const started = performance.now();
-  startSealer();
   installFetch();
   pyodide = await loadPyodide({
     indexURL: PLACEHOLDER,
@@ -305,6 +306,7 @@ async function start(message) {
     atStart: at(started), atWasm: at(startTimes.wasm), atPython: at(startTimes.python), atLoaded: at(loaded),
   };
   postMessage({ type: 'ready', info, timings });
+  startSealer(); // after ready, not competing with Python's start
   krypt.warm_up(); // the core, while the operator fills in the form
 }
 
