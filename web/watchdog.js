@@ -17,6 +17,11 @@
     root.setAttribute('data-state', state);
   }
 
+  if (window.isSecureContext === false) { // plain http from another machine: no WebCrypto
+    tell('IPLOS Krypt må åpnes fra disken (dobbeltklikk filen ipis-krypt.html) eller over https. ' +
+      'Lagre filen og åpne den derfra.', 'unsupported');
+    return;
+  }
   var script = document.createElement('script');
   var supported = 'noModule' in script && typeof window.Worker === 'function' &&
     typeof window.WebAssembly === 'object' && !!window.crypto && !!window.crypto.subtle &&

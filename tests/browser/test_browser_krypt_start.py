@@ -88,6 +88,25 @@ def test_a_browser_without_what_the_page_needs_is_told_at_once(
     assert axe_violations(page) == []
 
 
+def test_a_page_served_without_https_says_how_to_open_it(
+    context: BrowserContext, page_url: str
+) -> None:
+    """Over plain http from another host the browser gives the page no WebCrypto."""
+    from krypt_testlib import PAGE
+
+    page = context.new_page()
+    page.route(
+        "http://ipis-krypt.test/**",
+        lambda route: route.fulfill(body=PAGE.read_bytes(), content_type="text/html"),
+    )
+    page.goto("http://ipis-krypt.test/ipis-krypt.html")
+    assert page.get_attribute("html", "data-state") == "unsupported"
+    assert status(page) == (
+        "IPLOS Krypt må åpnes fra disken (dobbeltklikk filen ipis-krypt.html) eller over https. "
+        "Lagre filen og åpne den derfra."
+    )
+
+
 def test_a_start_that_never_finishes_is_told(context: BrowserContext, page_url: str) -> None:
     """A worker that never answers (as a policy that blocks it might): after the start-up
     timeout (shortened for the test) the user is told which browsers work."""
