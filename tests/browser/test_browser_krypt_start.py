@@ -121,6 +121,7 @@ def test_a_start_that_never_finishes_is_told(context: BrowserContext, page_url: 
         f"IPLOS Krypt har ikke startet etter 1 sekund. {BROWSERS} Lukk fanen og åpne filen på "
         "nytt; kontakt IT hvis det gjentar seg."
     )
+    assert axe_violations(page) == []
 
 
 def test_leaving_during_a_run_asks_first(
