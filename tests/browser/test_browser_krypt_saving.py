@@ -118,6 +118,7 @@ def test_saved_is_said_only_after_the_file_is_closed(
     assert dialog.state() == "running"
     assert page.locator("#result").is_hidden()
     assert "utført" not in status(dialog) and "lagret" not in status(dialog)
+    assert axe_violations(page) == []  # the running state, with its progress and «Avbryt»
     page.evaluate(RELEASE_CLOSE)
     dialog.wait_state("ready")
     assert page.get_attribute("html", "data-outcome") == "done"
