@@ -169,6 +169,23 @@ class NotIplosFile(MalformedData):
         )
 
 
+class DataFileTooLarge(DataFileFault):
+    """The TPF layer's CipherValue would pass the text limit of libxml2 (docs/formater.md)."""
+
+    def __init__(self, limit: int) -> None:
+        limit_text = f"{limit:,}".replace(",", "\u00a0")
+        # The encrypted TPF layer is about 2.2 times the IPLOS file (docs/formater.md).
+        about = round(limit / 2.2e6, -1)
+        input_text = f" (om lag {about:.0f} MB IPLOS-data)" if about >= 10 else ""
+        super().__init__(
+            f"IPLOS filen er for stor: den krypterte delen for TPF ville blitt over {limit_text} "
+            f"tegn, som er grensen for hva standard XML-programmer kan lese{input_text}. Del "
+            "uttrekket i flere filer i fagsystemet, eller kontakt SSB."
+        )
+
+
+
+
 class BadXmlVersion(MalformedData):
     """The XML declaration's version is not 1.x (expat does not check it; libxml2 does)."""
 
