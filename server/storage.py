@@ -13,8 +13,8 @@ import secrets
 import time
 from pathlib import Path
 
-# A partial upload is recognised as dead by its lock (below); this grace only covers the
-# instant between creating a file and locking it.
+# A partial upload is recognised as dead by its lock (below). A file is created under a
+# dot-name, locked, then renamed; only a dot-name (a crash in that instant) waits this long.
 NEW_INCOMING_GRACE_SECONDS = 60.0
 INCOMING = "mottak"
 STORED = "innsendinger"
@@ -37,7 +37,7 @@ class Storage:
         self.root = root
         self.incoming = root / INCOMING
         self.stored = root / STORED
-        for folder in (self.incoming, self.stored):
+        for folder in (root, self.incoming, self.stored):  # each 0700, the root too
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def path_of(self, storage_name: str) -> Path:
@@ -60,8 +60,8 @@ class Storage:
         Run at start and periodically by the worker (issue 7, point 12: a partial upload
         stayed an hour). A live upload, of this or another process, holds an exclusive
         ``flock`` on its file for as long as it runs, and the kernel drops the lock when that
-        process dies: a file whose lock can be taken has no writer left. Files younger than
-        ``grace_seconds`` are left alone, since a new upload creates its file, then locks it.
+        process dies: a file whose lock can be taken has no writer left. A file still under
+        its dot-name may not be locked yet, so those wait ``grace_seconds``.
         """
         cutoff = time.time() - grace_seconds
         removed = 0
@@ -71,7 +71,7 @@ class Storage:
             except FileNotFoundError:
                 continue
             try:
-                if os.fstat(descriptor).st_mtime >= cutoff:
+                if leftover.name.startswith(".") and os.fstat(descriptor).st_mtime >= cutoff:
                     continue
                 try:
                     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -89,9 +89,12 @@ class IncomingFile:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self.path = storage.incoming / f"{secrets.token_hex(16)}.part"
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        name = secrets.token_hex(16)
+        self.path = storage.incoming / f"{name}.part"
+        creating = storage.incoming / f".{name}.new"
+        descriptor = os.open(creating, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(descriptor, fcntl.LOCK_EX)  # "alive" for clear_incoming, until closed
+        os.rename(creating, self.path)  # visible under its real name only once locked
         self._handle = os.fdopen(descriptor, "wb", buffering=1 << 20)
         self.size = 0
 

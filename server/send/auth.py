@@ -275,5 +275,6 @@ def logout() -> BaseResponse:
 
 
 def logout_form() -> LogoutForm:
-    """For the header of every authenticated page (its CSRF token)."""
-    return LogoutForm()
+    """For the header of every authenticated page (its CSRF token). Never reads the request:
+    an error page for a body too large must not parse that body (issue 7, point 8)."""
+    return LogoutForm(formdata=None)

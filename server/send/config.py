@@ -75,8 +75,13 @@ def load_secret_key(instance_dir: Path) -> str:
 
 
 def make_instance_dir(folder: Path) -> None:
-    """The instance folder holds the database, the secret key and the uploads: owner only."""
+    """The instance folder holds the database, the secret key and the uploads: owner only.
+
+    Made 0700, and tightened to 0700 when it exists with more (issue 7, point 12; drift.md).
+    """
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_mode & 0o077 and folder.stat().st_uid == os.geteuid():
+        folder.chmod(0o700)
 
 
 @dataclass(frozen=True)

@@ -462,7 +462,7 @@ def form() -> str:
 
 @bp.route("/send", methods=["POST"])
 @login_required
-def submit() -> BaseResponse | tuple[str, int]:
+def submit() -> BaseResponse:
     limit = services().config.max_upload_bytes + MULTIPART_OVERHEAD
     if request.content_length is not None and request.content_length > limit:
         return refuse_unread(too_large_message(), 413)  # before any byte is read or written
@@ -470,8 +470,8 @@ def submit() -> BaseResponse | tuple[str, int]:
         return refuse_unread(CSRF_FAILED, 400)
     outcome = _receive(g.account)
     if outcome.submission is None:
-        page = render_template("upload.html", form=UploadForm(formdata=None), error=outcome.fault)
-        return page, outcome.status
+        # Closed after the answer: a refused body may not have been read to its end.
+        return refuse_unread(outcome.fault or NO_FILE, outcome.status)
     submission = outcome.submission
     if submission.status == AWAITING_CONFIRMATION:
         return redirect(url_for("upload.confirm", public_id=submission.public_id), code=303)
