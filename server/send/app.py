@@ -81,11 +81,13 @@ def create_app(config: Config, migrate: bool = True) -> Flask:
         return response
 
     @app.errorhandler(SQLAlchemyError)
-    def database_down(error: SQLAlchemyError) -> tuple[str, int]:
+    def database_down(error: SQLAlchemyError) -> BaseResponse:
         app.logger.error("Databasefeil: %s", type(error).__name__)
-        return render_template(
+        response = app.make_response((render_template(
             "message.html", title="Midlertidig utilgjengelig", message=DATABASE_DOWN
-        ), 503
+        ), 503))
+        response.headers["Connection"] = "close"  # the body, if any, was not read
+        return response
 
     @app.errorhandler(NotFound)
     def not_found(_error: NotFound) -> tuple[str, int]:
