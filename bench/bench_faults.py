@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import Figure, Section
+from report import Figure, Section, command_line
 from stack import KOMMUNER, Stack, Upload, encrypted_file, p50_p95
 
 CLIENTS = 4
@@ -210,7 +210,7 @@ def main(argv: list[str]) -> int:
     baseline = next((statistics.median(o.times) for o in outcomes
                      if o.name == "normal" and o.times), float("nan"))
     section = Section("faults", f"Feil: hva går tapt ({CLIENTS} kommuner à {args.megabytes} MB)",
-                      "python bench/bench_faults.py")
+                      command_line("bench/bench_faults.py", argv))
     bad = False
     for o in outcomes:
         t = o.tally

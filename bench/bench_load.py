@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import Figure, Section
+from report import Figure, Section, command_line
 from stack import KOMMUNER, Stack, Upload, encrypted_file, p50_p95
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     print(f"  kvittering til TPF: {p50_p95(delivery)}")
     for line in refused:
         print(f"  UTEN KVITTERING {line}")
-    section = Section("load", f"Last: {size} samtidig", "python bench/bench_load.py")
+    section = Section("load", f"Last: {size} samtidig", command_line("bench/bench_load.py", argv))
     if times:
         section.add(Figure("opplasting til kvittering, p50", size, statistics.median(times), "s",
                            f"én {megabytes} MB alene", alone.seconds, runs=len(times),

@@ -89,6 +89,11 @@ class Section:
         return path
 
 
+def command_line(script: str, argv: list[str]) -> str:
+    """How to run this measurement again, with the arguments this run had."""
+    return " ".join([".venv/bin/python", script, *argv])
+
+
 def machine() -> str:
     """The machine the figures were measured on, in one line."""
     model = ""
