@@ -275,8 +275,8 @@ def _drain(stream: object) -> None:
 
 
 def refuse_unread(message: str, status: int) -> BaseResponse:
-    """The upload page with ``message``, sent without reading the body, and the connection
-    closed after it (the server must not read on to the next request inside this body)."""
+    """The upload page with ``message``, the connection closed after it: the body may not have
+    been read to its end, and the server must not read on to a next request inside it."""
     page = render_template("upload.html", form=UploadForm(formdata=None), error=message)
     response = current_app.make_response((page, status))
     response.headers["Connection"] = "close"

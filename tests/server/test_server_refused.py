@@ -1,5 +1,5 @@
-"""What the send module refuses, kept refused (issue 7, points 7, 12 and 13), on SQLite and
-PostgreSQL through Flask's test client: an envelope re-encoded as UTF-16, a foreign Referer
+"""What the send module refuses, kept refused (issue 7, points 7, 12 and 13), through Flask's
+test client: an envelope re-encoded as UTF-16, a foreign Referer
 over HTTPS, a CSRF token of another session, session fixation, another account's receipt and
 confirmation page, path-traversal and NUL file names, and the database lock running out."""
 
@@ -30,6 +30,13 @@ from ipis_server.send.services import services
 
 FORMAT = "Ugyldig format på kryptert melding. Kjøringen avsluttes"
 HTTPS = "https://ipis.example"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: nothing here depends on the database (the races and the database's own
+    failures are tested on both in test_server_races.py and test_server_faults.py)."""
+    return f"sqlite:///{tmp_path / 'ipis.db'}"
 
 
 def _send(client: FlaskClient, data: bytes, name: str = "kryptert.xml",
