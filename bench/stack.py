@@ -303,7 +303,8 @@ class Stack:
         if found and "Sending utført" in response.text and sha.hexdigest() in response.text:
             return Upload(kommune, sha.hexdigest(), elapsed, response.status_code,
                           receipt=found.group(1), finished_at=time.monotonic())
-        message = re.search(r'id="feiltekst"[^>]*>([^<]*)', response.text)
+        message = (re.search(r'id="feiltekst"[^>]*>([^<]*)', response.text)
+                   or re.search(r'id="feil"[^>]*>\s*<p>([^<]*)', response.text))
         return Upload(kommune, sha.hexdigest(), elapsed, response.status_code,
                       message=message.group(1).strip() if message else "")
 
