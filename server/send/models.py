@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -124,6 +125,13 @@ class Submission(Base):
     """An encrypted file received and stored; the receipt is made from this row."""
 
     __tablename__ = "submissions"
+    __table_args__ = (
+        # One forwarded first copy per content and account, settled by the database: two
+        # uploads of the same file at the same moment cannot both become it (issue 7, point 6).
+        # Later copies (the user confirmed «Send likevel», or not yet) leave it NULL, and
+        # NULLs never collide.
+        Index("uq_submission_first_copy", "account_id", "first_sha256", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)  # TPF idempotency key
@@ -140,6 +148,7 @@ class Submission(Base):
     status: Mapped[str] = mapped_column(String(30))
     status_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    first_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     account: Mapped[Account] = relationship()
 

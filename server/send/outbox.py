@@ -3,7 +3,13 @@
 The submission's row and its outbox row are committed together by the upload, so nothing
 received can be forgotten; the worker delivers at least once, with exponential backoff, and
 the TPF deduplicates by the submission id in the URL (PUT is idempotent). More than one
-worker may run: each claims an item with a lease before delivering it.
+worker may run: each claims an item with a short lease, renewed by a heartbeat while the file
+travels, so an item of a killed worker is taken up again within a lease (issue 7, point 11).
+
+The TPF's contract (docs/drift.md): ``PUT {url}/{id}`` with a bearer token, idempotent, answers
+200/201 (confirmed) or 202 (taken, being processed); ``GET {url}/{id}`` answers 200 (done),
+202 (working) or 404 (unknown). Every attempt after the first asks with GET before it sends
+the file again: a TPF that answered too late has the file already.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -27,8 +34,8 @@ from .services import Services
 from .status import CONFIRMED, FORWARDED, RETRYING
 
 log = logging.getLogger("ipis.outbox")
-LEASE = dt.timedelta(minutes=10)
 POLL_CONFIRMATION = dt.timedelta(seconds=30)
+MEGABYTE = 1024 * 1024
 
 
 class DeliveryFailed(Exception):
@@ -50,7 +57,9 @@ class HttpDeliverer:
 
     def __init__(self, config: Config) -> None:
         self._base = config.tpf_url.rstrip("/")
-        self._timeout = config.tpf_timeout_seconds
+        self._connect_timeout = config.tpf_connect_timeout_seconds
+        self._read_timeout = config.tpf_read_timeout_seconds
+        self._read_per_mb = config.tpf_read_seconds_per_mb
         self._http = requests.Session()
         self._http.headers["Authorization"] = f"Bearer {config.tpf_token}"
         if config.tpf_ca_file:
@@ -60,6 +69,13 @@ class HttpDeliverer:
 
     def _url(self, submission: Submission) -> str:
         return f"{self._base}/{submission.public_id}"
+
+    def timeouts(self, size_bytes: int) -> tuple[float, float]:
+        """(connect, read) for a file of this size: the TPF reads it all before answering."""
+        return (
+            self._connect_timeout,
+            self._read_timeout + self._read_per_mb * size_bytes / MEGABYTE,
+        )
 
     def deliver(self, submission: Submission, path: Path) -> str:
         headers = {
@@ -75,7 +91,10 @@ class HttpDeliverer:
         try:
             with path.open("rb") as body:  # streamed, never read whole
                 response = self._http.put(
-                    self._url(submission), data=body, headers=headers, timeout=self._timeout
+                    self._url(submission),
+                    data=body,
+                    headers=headers,
+                    timeout=self.timeouts(submission.size_bytes),
                 )
         except requests.RequestException as error:
             raise DeliveryFailed(type(error).__name__) from None
@@ -87,7 +106,7 @@ class HttpDeliverer:
 
     def check(self, submission: Submission) -> str | None:
         try:
-            response = self._http.get(self._url(submission), timeout=self._timeout)
+            response = self._http.get(self._url(submission), timeout=self.timeouts(0))
         except requests.RequestException as error:
             raise DeliveryFailed(type(error).__name__) from None
         if response.status_code == 200:
@@ -125,7 +144,7 @@ class InboxDeliverer:
         return FORWARDED
 
     def check(self, submission: Submission) -> str | None:
-        return FORWARDED
+        return FORWARDED if (self._folder / f"{submission.public_id}.xml").exists() else None
 
 
 def make_deliverer(config: Config) -> Deliverer:
@@ -140,6 +159,36 @@ def backoff(config: Config, attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=seconds * (1 + random.random() * 0.2))  # noqa: S311 - jitter
 
 
+class _Heartbeat:
+    """Renews one claimed item's lease while its delivery runs (a 1 GB PUT takes minutes).
+
+    The lease is short, so the item of a worker killed mid-delivery is due again within a
+    lease, not ten minutes (issue 7, point 11); if renewing fails for a whole lease, another
+    worker may deliver the same item too, which the idempotent PUT makes harmless.
+    """
+
+    def __init__(self, worker: Worker, item_id: int) -> None:
+        self._worker = worker
+        self._item_id = item_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ipis-lease", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._worker.lease.total_seconds() / 3):
+            try:
+                self._worker.renew(self._item_id)
+            except Exception:  # a database hiccup: the next beat tries again
+                log.warning("Kunne ikke forlenge leieavtalen for utbokspost %s", self._item_id)
+
+
 class Worker:
     """Drains the outbox of one database; ``run`` until ``stop`` is set."""
 
@@ -152,6 +201,7 @@ class Worker:
         self._svc = svc
         self._deliverer = deliverer or make_deliverer(svc.config)
         self._clock = clock
+        self.lease = dt.timedelta(seconds=svc.config.worker_lease_seconds)
 
     def _claim(self) -> int | None:
         now = self._clock()
@@ -174,12 +224,21 @@ class Worker:
                         OutboxItem.done_at.is_(None),
                         or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
                     )
-                    .values(claimed_until=now + LEASE)
+                    .values(claimed_until=now + self.lease)
                 )
                 db.commit()
                 if claimed.rowcount == 1:  # type: ignore[attr-defined]
                     return item_id
         return None
+
+    def renew(self, item_id: int) -> None:
+        with self._svc.db.session() as db:
+            db.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item_id, OutboxItem.done_at.is_(None))
+                .values(claimed_until=self._clock() + self.lease)
+            )
+            db.commit()
 
     def process_one(self) -> bool:
         """Deliver one due item; False when none is due.
@@ -194,21 +253,26 @@ class Worker:
             item = db.get(OutboxItem, item_id)
             assert item is not None
             submission = item.submission  # loaded now; used detached below
+            sent_before = item.attempts > 0 or submission.status in (FORWARDED, RETRYING)
             item.attempts += 1
             attempts = item.attempts
             db.commit()
         try:
-            if submission.status == FORWARDED:
-                result = self._deliverer.check(submission)
-                if result is None:  # the TPF does not have it: deliver again
-                    result = self._deliver(submission)
-            else:
-                result = self._deliver(submission)
+            with _Heartbeat(self, item_id):
+                result = self._attempt(submission, sent_before)
         except DeliveryFailed as failure:
             self._record_failure(item_id, attempts, str(failure)[:500])
             return True
         self._record_success(item_id, result)
         return True
+
+    def _attempt(self, submission: Submission, sent_before: bool) -> str:
+        """Ask first whenever the file may have reached the TPF already; send only if not."""
+        if sent_before:
+            known = self._deliverer.check(submission)
+            if known is not None:
+                return known
+        return self._deliver(submission)
 
     def _record_failure(self, item_id: int, attempts: int, error: str) -> None:
         now = self._clock()
@@ -256,15 +320,21 @@ class Worker:
         return self._deliverer.deliver(submission, path)
 
     def run(self, stop: threading.Event) -> None:
-        poll = self._svc.config.worker_poll_seconds
+        config = self._svc.config
+        next_sweep = 0.0
         while not stop.is_set():
             try:
+                if time.monotonic() >= next_sweep:  # partial uploads of crashed processes
+                    next_sweep = time.monotonic() + config.incoming_sweep_seconds
+                    removed = self._svc.storage.clear_incoming()
+                    if removed:
+                        log.info("Fjernet %d avbrutte opplastinger fra mottaksmappen", removed)
                 busy = self.process_one()
             except Exception:  # the worker thread must survive a database hiccup
                 log.exception("Feil i videresendingen; prøver igjen")
                 busy = False
             if not busy:
-                stop.wait(poll)
+                stop.wait(config.worker_poll_seconds)
 
     def drain(self) -> int:
         """Process everything due now (``ipis worker --once``, tests)."""
