@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-system page run test test-fast lint bench clean
+.PHONY: setup setup-system page run test test-fast smoke lint bench clean
 
 setup:
 	scripts/setup.sh
@@ -24,10 +24,15 @@ lint: setup
 	$(BIN)/mypy
 
 # Everything up (chromium and postgresql from Debian where missing), then every test: the
-# browser tests in a run of their own (see tests/conftest.py).
+# browser tests in a run of their own (see tests/conftest.py), then the plain-install smoke test.
 test: setup-system page lint
 	$(BIN)/pytest -n 2 --dist loadgroup -m "not browser"
 	$(BIN)/pytest -n 2 --dist loadgroup -m browser
+	$(MAKE) smoke
+
+# The wheel into a fresh venv outside the checkout: encrypt, serve, log in, upload, deliver.
+smoke: page
+	$(BIN)/python tests/smoke/wheel_smoke.py
 
 test-fast: setup
 	$(BIN)/pytest -m "not browser and not postgres" -x
