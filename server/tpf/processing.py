@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from ipis_core.decrypt import (
     PrivateKeyChoice,
+    TagFirst,
     TpfHeader,
     TpfLayerDecryption,
     TpfLayerParser,
@@ -191,12 +192,14 @@ def pseudonymise(
         on_person=lambda person: holder[0].on_person(person),
         on_header=lambda header: holder[0].on_header(header),
     )
-    decryption = TpfLayerDecryption(private_key, parser, key_names)
+    plaintext = TagFirst(parser)
+    decryption = TpfLayerDecryption(private_key, plaintext, key_names)
     work = _Pseudonymisation(decryption, sink, register_key, pseudonymiser, innsending_id)
     holder.append(work)
     while chunk := source.read(CHUNK_BYTES):
         decryption.feed(chunk)
     envelope = decryption.close()  # the GCM tag: from here the TPF layer is authentic
+    plaintext.raise_held()
     layer = parser.close()
     writer = work.writer
     if writer is None:

@@ -5,7 +5,8 @@ The check is the core's one envelope reader (the same clear-part rules as the se
 upload) with the TPF's own key names: a key the keyring has never held is refused by the reader
 at the ``ds:KeyName``, and one it holds but no longer takes (older than the previous year's
 after the overlap) when its ciphertext begins, with the message saying which key and until
-when. Both before the upload finishes; nothing of the file stays.
+when; a content key that its private key does not unwrap, then too. All before the upload
+finishes; nothing of the file stays.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flask import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ipis_core.decrypt import unwrap_key
 from ipis_core.envelope import Envelope, EnvelopeReader
 
 from ..intake import Arrival, Intake, Known, make_blueprint
@@ -39,7 +41,11 @@ class TpfCheck:
 
     def _ciphertext(self, _text: bytes) -> None:
         if not self._accepted:  # the header is complete once the ciphertext begins
-            self._keyring.accept(self._reader.header.tpf_key.key_name, self._day)
+            wrapped = self._reader.header.tpf_key
+            self._keyring.accept(wrapped.key_name, self._day)
+            # One RSA decryption: a file for another key under a known id (or a damaged key)
+            # is refused now, not after the whole upload.
+            unwrap_key(self._keyring.private_key(wrapped.key_name), wrapped, "TPF-laget")
             self._accepted = True
 
     def feed(self, chunk: bytes) -> bytes:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ipis_core.decrypt import TpfLayerDecryption, TpfLayerParser, TpfPerson
+from ipis_core.decrypt import TagFirst, TpfLayerDecryption, TpfLayerParser, TpfPerson
 from ipis_core.envelope import CHUNK_BYTES
 from ipis_core.faults import IplosFault
 from ipis_core.identifiers import fnr_valid
@@ -158,11 +158,13 @@ def _read_inputs(svc: TpfServices, mapping: Mapping, old_key: bytes, new_key: by
     for storage_name, key_name in stored:
         parser = TpfLayerParser(on_person)
         try:
-            decryption = TpfLayerDecryption(svc.keyring.private_key(key_name), parser)
+            plaintext = TagFirst(parser)
+            decryption = TpfLayerDecryption(svc.keyring.private_key(key_name), plaintext)
             with svc.inputs.path_of(storage_name).open("rb") as source:
                 while chunk := source.read(CHUNK_BYTES):
                     decryption.feed(chunk)
             decryption.close()
+            plaintext.raise_held()
             parser.close()
         except (IplosFault, OSError) as problem:
             mapping.files_skipped += 1
