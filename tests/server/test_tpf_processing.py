@@ -29,6 +29,7 @@ from tpf_testlib import (
     numbers_of,
     open_pseudonymised,
     put_client,
+    tpf_app,
     tpf_config,
     wrong_check_digits,
     yearly_keys,
@@ -49,10 +50,7 @@ INVALID_AT = {2: "check digits", 5: "date"}
 
 @pytest.fixture
 def tpf(tmp_path: Path, database_url: str) -> Iterator[Flask]:
-    keys = yearly_keys()
-    instance = tmp_path / "tpf"
-    install_keys(instance, keys[2025], keys[2026])
-    app = create_app(tpf_config(instance, database_url), today=lambda: DAY)
+    app = tpf_app(tmp_path, database_url)
     yield app
     tpf_services(app).dispose()
 

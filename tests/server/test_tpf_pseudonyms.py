@@ -13,23 +13,20 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 from tpf_testlib import (
-    DAY,
     cleartext,
     delivered_to_register,
     encrypt,
     hmac_pseudonym,
-    install_keys,
     new_id,
     numbers_of,
     open_pseudonymised,
     put_client,
     synthetic,
-    tpf_config,
+    tpf_app,
     yearly_keys,
 )
 
 from ipis_core.identifiers import fnr_valid
-from ipis_server.tpf import create_app
 from ipis_server.tpf.changes import ChangeListHeader, ChangeListRows, import_changes
 from ipis_server.tpf.models import CURRENT, MAPPING, RETIRED, PseudonymSecret, RegisterOutboxItem
 from ipis_server.tpf.processing import pseudonymise
@@ -100,10 +97,7 @@ def test_same_person_same_pseudonym_across_files_and_years() -> None:
 
 @pytest.fixture
 def tpf(tmp_path: Path, database_url: str) -> Iterator[Flask]:
-    keys = yearly_keys()
-    instance = tmp_path / "tpf"
-    install_keys(instance, keys[2025], keys[2026])
-    app = create_app(tpf_config(instance, database_url), today=lambda: DAY)
+    app = tpf_app(tmp_path, database_url)
     yield app
     tpf_services(app).dispose()
 

@@ -274,3 +274,14 @@ def put_client(client: Any, submission_id: str, body: bytes, token: str = TOKEN)
 def delivered_to_register(instance: Path) -> list[Path]:
     folder = instance / "register-innboks"
     return sorted(folder.glob("*.xml")) if folder.exists() else []
+
+
+def tpf_app(tmp_path: Path, database_url: str, years: tuple[int, ...] = (2025, 2026),
+            day: dt.date = DAY) -> Any:
+    """A TPF app whose keyring holds these years' keys, on a fixed day."""
+    from ipis_server.tpf import create_app
+
+    keys = yearly_keys()
+    instance = tmp_path / "tpf"
+    install_keys(instance, *(keys[year] for year in years))
+    return create_app(tpf_config(instance, database_url), today=lambda: day)

@@ -201,7 +201,7 @@ def smoke(work: Path) -> None:
         run([ipis, "inspect", "iplos-kryptert.xml"], cwd=home, env=env)
 
         step("logger inn og sender filen")
-        http, receipt = send_file(base, pin, home / "iplos-kryptert.xml")
+        http, _receipt = send_file(base, pin, home / "iplos-kryptert.xml")
 
         step("ipis worker --once videresender")
         delivered = run([ipis, "worker", "--once", "--instance", str(instance)], cwd=home,
