@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "Videresender til: "
         + (config.register_url or f"lokal mappe {config.register_inbox_dir}"),
     ]
+    if not os.environ.get("IPIS_TPF_TOKEN"):
+        lines.append(f"Token (for sendemodulens IPIS_TPF_TOKEN): i {config.instance_dir / 'token'}")
     if not svc.keyring.known_names():
         lines.append("Advarsel: ingen nøkler; installer med «ipis keys install --party tpf».")
     server = make_server(args.host, args.port, app, threaded=True)
