@@ -8,14 +8,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ipis_core.cli import parse_date
 
-from .keyring import PARTIES, Keyring, Party, default_instance, party_keyring
+if TYPE_CHECKING:
+    from .keyring import Keyring
+
+PARTIES = ("tpf", "register")  # keyring.PARTIES; not imported: every `ipis` run reads this file
 
 
 def _keyring(args: argparse.Namespace) -> Keyring:
-    party: Party = args.party
+    from .keyring import default_instance, party_keyring
+
+    party = args.party
     instance = args.instance or default_instance(party)
     return party_keyring(party, Path(instance).resolve())
 

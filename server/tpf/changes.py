@@ -27,7 +27,8 @@ from ipis_core.faults import IplosFault
 from ipis_core.identifiers import fnr_valid
 
 from .models import CURRENT, PseudonymAlias, PseudonymSecret
-from .pseudonyms import SecretUnavailable, current_secret_id, pseudonym
+from .pseudonyms import SecretUnavailable, pseudonym
+from .secret_state import current_secret_id
 from .services import TpfServices
 
 OLD = "gammelt_nummer"

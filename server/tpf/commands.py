@@ -12,13 +12,17 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ipis_core.cli import parse_date
 
-from .config import TpfConfig, TpfConfigError
+if TYPE_CHECKING:
+    from .config import TpfConfig
 
 
 def _config(args: argparse.Namespace) -> TpfConfig:
+    from .config import TpfConfig, TpfConfigError
+
     try:
         return TpfConfig.from_env(args.instance)
     except TpfConfigError as error:

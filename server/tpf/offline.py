@@ -66,7 +66,7 @@ def _register_key(path: Path, day: dt.date) -> RsaPublicKey:
 
 def _from_instance(instance: Path, test_numbers: bool) -> tuple[Path, Pseudonymiser, Keyring]:
     from .config import TpfConfig
-    from .pseudonyms import current_pseudonymiser
+    from .secret_state import current_pseudonymiser
     from .services import open_services
 
     svc = open_services(TpfConfig.from_env(instance))

@@ -11,6 +11,9 @@
   population.
 - An **alias** keeps a person's pseudonym when the number changes (a D-number replaced by a
   fødselsnummer): the new number's pseudonym stands for the old one's.
+
+No database here (secret_state.py has the states and aliases), so file-based processing
+(``ipis tpf process``) starts without SQLAlchemy or Flask.
 """
 
 from __future__ import annotations
@@ -22,16 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from ipis_core.faults import IplosFault
 from ipis_core.identifiers import fnr_valid
 
-from ..db import Database
 from ..storage import fsync_folder
-from .models import CURRENT, PseudonymAlias, PseudonymSecret
 
 SECRET_BYTES = 32
 PSEUDONYM_HEX = 32  # 128 bits
@@ -126,48 +123,3 @@ class Pseudonymiser:
             return None
         own = hmac.digest(self.key, number.encode("ascii"), "sha256")[:16].hex()
         return self.aliases.get(own, own)
-
-
-def ensure_secret(database: Database, store: SecretStore) -> None:
-    """A TPF's first start: secret ``tpf-h1`` recorded as current and its file made.
-
-    The database settles a race between two first starts (primary key). On several hosts,
-    only the first host makes the file; copy the secret folder to the others (docs/drift.md)."""
-    with database.session() as db:
-        if db.scalar(select(func.count()).select_from(PseudonymSecret)):
-            return
-        db.add(PseudonymSecret(id=secret_id(1), number=1, state=CURRENT))
-        try:
-            db.commit()
-        except IntegrityError:
-            db.rollback()
-            return
-    store.create(secret_id(1))
-
-
-def current_secret_id(db: Session) -> str:
-    found = db.scalar(select(PseudonymSecret.id).where(PseudonymSecret.state == CURRENT))
-    if found is None:
-        raise SecretUnavailable(
-            "TPF har ingen gjeldende pseudonymhemmelighet (et bytte av hemmeligheten pågår, "
-            "eller den er ikke laget). Behandlingen venter."
-        )
-    return found
-
-
-def load_aliases(db: Session, identifier: str) -> dict[str, str]:
-    rows = db.execute(
-        select(PseudonymAlias.alias, PseudonymAlias.target).where(
-            PseudonymAlias.secret_id == identifier
-        )
-    )
-    return {alias: target for alias, target in rows}
-
-
-def current_pseudonymiser(
-    database: Database, store: SecretStore, allow_synthetic: bool
-) -> Pseudonymiser:
-    with database.session() as db:
-        identifier = current_secret_id(db)
-        aliases = load_aliases(db, identifier)
-    return Pseudonymiser(identifier, store.load(identifier), aliases, allow_synthetic)

@@ -56,7 +56,8 @@ from .models import (
     RegisterOutboxItem,
     Submission,
 )
-from .pseudonyms import load_aliases, secret_id
+from .pseudonyms import secret_id
+from .secret_state import load_aliases
 from .services import TpfServices
 
 log = logging.getLogger("ipis.tpf")

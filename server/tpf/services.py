@@ -13,7 +13,8 @@ from ..keyring import Keyring
 from ..storage import Storage
 from .config import TpfConfig
 from .models import MIGRATIONS_DIR
-from .pseudonyms import SecretStore, ensure_secret
+from .pseudonyms import SecretStore
+from .secret_state import ensure_secret
 
 EXTENSION_KEY = "ipis_tpf"
 OUTPUTS = "utdata"  # the encrypted §4 and §6 messages, until the register has them

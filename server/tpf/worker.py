@@ -54,7 +54,7 @@ from .models import (
     Submission,
 )
 from .processing import ProcessingResult, pseudonymise
-from .pseudonyms import current_pseudonymiser
+from .secret_state import current_pseudonymiser
 from .services import TpfServices
 
 log = logging.getLogger("ipis.tpf")

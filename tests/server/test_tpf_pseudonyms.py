@@ -30,8 +30,9 @@ from ipis_core.identifiers import fnr_valid
 from ipis_server.tpf.changes import ChangeListHeader, ChangeListRows, import_changes
 from ipis_server.tpf.models import CURRENT, MAPPING, RETIRED, PseudonymSecret, RegisterOutboxItem
 from ipis_server.tpf.processing import pseudonymise
-from ipis_server.tpf.pseudonyms import Pseudonymiser, SecretStore, current_pseudonymiser, pseudonym
+from ipis_server.tpf.pseudonyms import Pseudonymiser, SecretStore, pseudonym
 from ipis_server.tpf.rotation import RotationRefused, rotate_secret
+from ipis_server.tpf.secret_state import current_pseudonymiser
 from ipis_server.tpf.services import tpf_services
 from ipis_server.tpf.worker import TpfWorker
 
