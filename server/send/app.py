@@ -16,7 +16,7 @@ from . import auth, downloads, receipts, upload
 from .config import Config, make_instance_dir
 from .models import MIGRATIONS_DIR
 from .services import EXTENSION_KEY, Services
-from .status import label
+from .status import css_class, label, steps, summary
 from .validation import ServedKeyNames
 
 DATABASE_DOWN = (
@@ -58,6 +58,9 @@ def create_app(config: Config, migrate: bool = True) -> Flask:
     app.before_request(auth.load_logged_in_account)
     security.install(app)
     app.jinja_env.globals["status_label"] = label
+    app.jinja_env.globals["status_steps"] = steps
+    app.jinja_env.globals["status_summary"] = summary
+    app.jinja_env.globals["status_class"] = css_class
     app.jinja_env.globals["logout_form"] = auth.logout_form
     app.jinja_env.filters["local_time"] = receipts.local_time
     app.jinja_env.filters["size"] = upload.format_size
