@@ -63,6 +63,15 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .send.config import Config
+    from .send.key_publishing import publish
+
+    for line in publish(Config.from_env(args.instance), args.file):
+        print(line)
+    return 0
+
+
 def _party_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--party", required=True, choices=PARTIES, help="tpf eller register")
     parser.add_argument(
@@ -102,3 +111,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     _party_options(remove)
     remove.add_argument("key_id")
     remove.set_defaults(handler=cmd_remove)
+
+    publish = group.add_parser(
+        "publish", help="sendemodulen: legg ut en ny nøkkelfil (den gamle tas imot en stund til)"
+    )
+    publish.add_argument("file", type=Path, help="den nye nøkkelfilen fra SSB")
+    publish.add_argument(
+        "--instance", type=Path, default=None,
+        help="sendemodulens instansmappe (standard: IPIS_INSTANCE eller ./instance)",
+    )
+    publish.set_defaults(handler=cmd_publish)

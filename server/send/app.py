@@ -48,7 +48,9 @@ def create_app(config: Config, migrate: bool = True) -> Flask:
     storage = Storage(config.storage_dir)
     storage.clear_incoming()
     app.extensions[EXTENSION_KEY] = Services(
-        config=config, db=database, storage=storage, key_names=ServedKeyNames([config.key_file])
+        config=config, db=database, storage=storage, key_names=ServedKeyNames(
+            config.key_file, config.previous_key_file, config.key_overlap_days
+        )
     )
 
     csrf = CSRFProtect(app)

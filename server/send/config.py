@@ -107,6 +107,10 @@ class Config:
     database_busy_seconds: float = 10.0  # SQLite: how long to wait for the write lock
     inbox_dir: Path = field(default=Path())
     key_file: Path = field(default=Path())
+    # Last year's key file: uploads encrypted for its TPF key are taken in until its last valid
+    # day plus ``key_overlap_days`` (the TPF's overlap: 31 January after 1 December).
+    previous_key_file: Path | None = None
+    key_overlap_days: int = 62
     offline_page: Path = field(default=PACKAGED_PAGE)
     session_idle_minutes: int = 30
     lockout_failures: int = 5
@@ -143,6 +147,11 @@ class Config:
             worker_lease_seconds=_float_env("IPIS_WORKER_LEASE_SECONDS", 60.0),
             inbox_dir=Path(os.environ.get("IPIS_INBOX_DIR") or folder / "tpf-innboks"),
             key_file=Path(os.environ.get("IPIS_KEY_FILE") or folder / "nokler" / "nokkelfil.xml"),
+            previous_key_file=Path(
+                os.environ.get("IPIS_PREVIOUS_KEY_FILE")
+                or folder / "nokler" / "forrige-nokkelfil.xml"
+            ),
+            key_overlap_days=_int_env("IPIS_KEY_OVERLAP_DAYS", 62),
             offline_page=Path(os.environ.get("IPIS_OFFLINE_PAGE") or PACKAGED_PAGE),
             session_idle_minutes=_int_env("IPIS_SESSION_IDLE_MINUTES", 30),
             lockout_failures=_int_env("IPIS_LOCKOUT_FAILURES", 5),
