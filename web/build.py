@@ -47,7 +47,8 @@ WEB = ROOT / "web"
 PYODIDE = ROOT / "node_modules" / "pyodide"
 DEFAULT_OUT = ROOT / "dist" / "ipis-krypt.html"
 
-# The core modules the browser path imports (pyapp/__init__ says which are stdlib-only).
+# The core modules the browser path imports: standard library only (tests/browser/
+# test_build_page.py checks that they are in the page and the native-only modules are not).
 CORE_MODULES = (
     "__init__.py",
     "faults.py",
@@ -71,7 +72,7 @@ CORE_MODULES = (
 )
 
 # Standard library kept: what Pyodide's own start-up and the core import, measured by running
-# the real core in the page (the loaded modules, tests/browser/test_page.py checks them again).
+# the real core in the page (tests/browser/test_build_page.py checks a sample of them).
 # Packages are kept whole; other modules by name. Everything else (email, http, unittest, ...)
 # is left out: the page is smaller and starts faster.
 STDLIB_KEEP_PACKAGES = frozenset(
