@@ -517,3 +517,36 @@ class RecordsMissing(RecordBindingBroken):
     def __init__(self, missing: list[int]) -> None:
         shown = ", ".join(str(n) for n in missing[:20]) + (" …" if len(missing) > 20 else "")
         super().__init__(f"{len(missing)} personposter mangler (løpenummer {shown}).")
+
+
+# --- a recipient's yearly keys (the TPF's and the register's keyring) -----------------------------
+
+
+class KeyNotAccepted(EncryptedMessageFault):
+    """Abstract: the recipient holds the key the file names, but does not take files for it
+    on this date (issue 9.6: current and previous year, the previous during an overlap)."""
+
+
+class KeyOutsideOverlap(KeyNotAccepted):
+    """Encrypted for an older year's key whose overlap after the new key has ended."""
+
+    def __init__(self, key_name: str, valid_to: str, accepted_until: str) -> None:
+        super().__init__(
+            f"Filen er kryptert med nøkkelen {key_name}, som gjaldt til og med {valid_to}. "
+            f"Filer kryptert med den ble tatt imot til og med {accepted_until}. Hent "
+            "gjeldende nøkkelfil fra SSB, og krypter IPLOS-datafilen på nytt.",
+            "nøkkelen er utenfor overgangsperioden",
+        )
+        self.key_name = key_name
+
+
+class KeyNotYetInUse(KeyNotAccepted):
+    """Encrypted for a key whose year has not begun (a clock far ahead, or a test file)."""
+
+    def __init__(self, key_name: str, valid_from: str) -> None:
+        super().__init__(
+            f"Filen er kryptert med nøkkelen {key_name}, som ikke gjelder før {valid_from}. "
+            "Bruk nøkkelfilen som gjelder i dag, og krypter IPLOS-datafilen på nytt.",
+            "nøkkelen gjelder ikke ennå",
+        )
+        self.key_name = key_name
