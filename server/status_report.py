@@ -33,7 +33,9 @@ class StatusReportInvalid(ValueError):
     """A status body that breaks the contract (never kept, never shown)."""
 
 
-def _message(value: object) -> str:
+def check_message(value: object) -> str:
+    """A receiver's Norwegian message as it may be kept and shown: bounded, printable, and
+    holding nothing that passes for a fødselsnummer."""
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > MAX_MESSAGE_CHARS:
@@ -76,7 +78,7 @@ class NextPartyReport:
             raise StatusReportInvalid("register.status")
         return cls(
             status=str(status),
-            melding=_message(data.get("melding")),
+            melding=check_message(data.get("melding")),
             personer=_count(data.get("personer"), "register.personer"),
         )
 
@@ -120,7 +122,7 @@ class StatusReport:
         register = data.get("register")
         return cls(
             status=str(status),
-            melding=_message(data.get("melding")),
+            melding=check_message(data.get("melding")),
             personer=_count(data.get("personer"), "personer"),
             ugyldige_fodselsnumre=_count(data.get("ugyldigeFodselsnumre"), "ugyldigeFodselsnumre"),
             register=None if register is None else NextPartyReport.from_json(register),

@@ -96,6 +96,7 @@ class Config:
     tpf_connect_timeout_seconds: float = 10.0
     tpf_read_timeout_seconds: float = 60.0
     tpf_read_seconds_per_mb: float = 0.5
+    tpf_poll_seconds: float = 30.0  # after 202: ask the TPF with GET this often until final
     worker_lease_seconds: float = 60.0  # renewed while a delivery runs (heartbeat)
     incoming_sweep_seconds: float = 60.0  # how often the worker clears dead partial uploads
     database_busy_seconds: float = 10.0  # SQLite: how long to wait for the write lock
@@ -133,6 +134,7 @@ class Config:
             tpf_connect_timeout_seconds=_float_env("IPIS_TPF_CONNECT_TIMEOUT", 10.0),
             tpf_read_timeout_seconds=_float_env("IPIS_TPF_READ_TIMEOUT", 60.0),
             tpf_read_seconds_per_mb=_float_env("IPIS_TPF_READ_SECONDS_PER_MB", 0.5),
+            tpf_poll_seconds=_float_env("IPIS_TPF_POLL_SECONDS", 30.0),
             worker_lease_seconds=_float_env("IPIS_WORKER_LEASE_SECONDS", 60.0),
             inbox_dir=Path(os.environ.get("IPIS_INBOX_DIR") or folder / "tpf-innboks"),
             key_file=Path(os.environ.get("IPIS_KEY_FILE") or folder / "nokler" / "nokkelfil.xml"),

@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # Shared with the TPF and the register; re-exported for the send module's code and tests.
 from ..dbtypes import UtcDateTime as UtcDateTime
 from ..dbtypes import utcnow as utcnow
+from ..outbox import LeaseColumns
 
 # The send module's Alembic migrations (its own database; the TPF and the register have theirs).
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -124,6 +125,9 @@ class Submission(Base):
     status_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
     first_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The TPF's last JSON status (docs/formater.md §5), checked before it is kept: processed,
+    # persons, invalid numbers counted, the register's answer. Never a number.
+    tpf_report: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     account: Mapped[Account] = relationship()
 
@@ -132,17 +136,11 @@ class Submission(Base):
         return f"IPIS-{self.received_at:%Y%m%d}-{self.id:06d}"
 
 
-class OutboxItem(Base):
-    """A delivery still owed to the TPF (transactional outbox; the worker drains it)."""
+class OutboxItem(LeaseColumns, Base):
+    """A delivery still owed to the TPF (transactional outbox; server/outbox.py drains it)."""
 
     __tablename__ = "outbox"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), unique=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
-    claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    last_error: Mapped[str] = mapped_column(Text, default="")
-    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     submission: Mapped[Submission] = relationship()

@@ -7,6 +7,7 @@ RECEIVED = "mottatt"  # durable in storage, not yet delivered to the TPF
 FORWARDED = "videresendt"  # the TPF accepted it (202), confirmation pending
 CONFIRMED = "bekreftet"  # the TPF confirmed receipt
 RETRYING = "feilet"  # the last delivery attempt failed; the worker tries again
+REFUSED = "avvist"  # the TPF refused the file (its reason is in the submission's tpf_report)
 
 LABELS = {
     AWAITING_CONFIRMATION: "venter på bekreftelse (lik en tidligere fil)",
@@ -14,6 +15,7 @@ LABELS = {
     FORWARDED: "videresendt",
     CONFIRMED: "bekreftet av TPF",
     RETRYING: "feilet — prøver igjen",
+    REFUSED: "avvist av TPF",
 }
 
 

@@ -30,6 +30,7 @@ class StubTpf:
     puts: list[tuple[str, str, str]] = field(default_factory=list)  # path, auth, sha256
     stored: dict[str, bytes] = field(default_factory=dict)
     url: str = ""
+    answer_body: bytes = b""  # JSON sent with the final answer (formats §5)
 
 
 def _handler(stub: StubTpf) -> type[BaseHTTPRequestHandler]:
@@ -49,13 +50,20 @@ def _handler(stub: StubTpf) -> type[BaseHTTPRequestHandler]:
             else:
                 stub.stored[self.path] = body  # same id twice: stored once (idempotent)
                 self.send_response(stub.final_status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+                self._body(stub.answer_body)
+                return
+            self._body(b"")
 
         def do_GET(self) -> None:
             self.send_response(200 if self.path in stub.stored else 404)
-            self.send_header("Content-Length", "0")
+            self._body(stub.answer_body if self.path in stub.stored else b"")
+
+        def _body(self, body: bytes) -> None:
+            if body:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
     return Handler
 
@@ -156,4 +164,83 @@ def test_worker_thread_in_serve_delivers_to_local_inbox(tmp_path: Path, database
     assert _status(app, public_id) == FORWARDED
     delivered = config.inbox_dir / f"{public_id}.xml"
     assert delivered.read_bytes() == files.encrypted.read_bytes()
+    services(app).db.dispose()
+
+
+def _report(app: object, public_id: str) -> str | None:
+    from sqlalchemy import select
+
+    from ipis_server.send.models import Submission
+
+    with services(app).db.session() as db:  # type: ignore[arg-type]
+        return db.scalars(
+            select(Submission.tpf_report).where(Submission.public_id == public_id)).one()
+
+
+def test_refused_at_the_tpf_door_is_final_with_its_reason(tmp_path: Path, database_url: str,
+                                                          stub: StubTpf,
+                                                          files: SampleFiles) -> None:
+    """A 400 with the TPF's Norwegian message: no retries, the reason is kept for the pages."""
+    import json
+
+    stub.fail_first = 0
+    stub.final_status = 400
+    reason = ("Filen er kryptert med nøkkelen tpf-2025, som gjaldt til og med 2026-11-30. "
+              "Hent gjeldende nøkkelfil fra SSB, og krypter IPLOS-datafilen på nytt.")
+    stub.answer_body = json.dumps({"melding": reason}).encode()
+    app = create_app(make_config(tmp_path, database_url, keys=files.keys, tpf_url=stub.url,
+                                 tpf_token=stub.token))
+    public_id = _submit(app, files)
+    worker = Worker(services(app))
+    assert worker.process_one()
+    assert _status(app, public_id) == "avvist"
+    assert json.loads(_report(app, public_id) or "") == {"status": "avvist", "melding": reason}
+    assert not worker.process_one()  # final: never sent again
+    assert len(stub.puts) == 1
+    services(app).db.dispose()
+
+
+def test_a_reason_holding_a_fodselsnummer_is_not_kept(tmp_path: Path, database_url: str,
+                                                      stub: StubTpf, files: SampleFiles) -> None:
+    import json
+
+    stub.fail_first = 0
+    stub.final_status = 400
+    stub.answer_body = json.dumps({"melding": f"Feil i {files.fodselsnummer}"}).encode()
+    app = create_app(make_config(tmp_path, database_url, keys=files.keys, tpf_url=stub.url,
+                                 tpf_token=stub.token))
+    public_id = _submit(app, files)
+    Worker(services(app)).process_one()
+    assert _status(app, public_id) == "avvist"
+    kept = _report(app, public_id) or ""
+    assert files.fodselsnummer not in kept
+    assert json.loads(kept)["melding"] == "TPF avviste filen uten å oppgi grunn."
+    services(app).db.dispose()
+
+
+def test_tpf_status_body_is_kept_until_final(tmp_path: Path, database_url: str, stub: StubTpf,
+                                             files: SampleFiles) -> None:
+    """202 with the TPF's body, then on the next poll 200 with the register's answer."""
+    import datetime as dt
+    import json
+
+    from ipis_server.send.models import utcnow
+
+    stub.fail_first = 0
+    stub.final_status = 202
+    stub.answer_body = json.dumps({"status": "behandles"}).encode()
+    app = create_app(make_config(tmp_path, database_url, keys=files.keys, tpf_url=stub.url,
+                                 tpf_token=stub.token))
+    public_id = _submit(app, files)
+    assert Worker(services(app)).process_one()
+    assert _status(app, public_id) == FORWARDED
+    assert json.loads(_report(app, public_id) or "") == {"status": "behandles"}
+    final = {"status": "levert", "personer": 20, "ugyldigeFodselsnumre": 2,
+             "register": {"status": "lastet", "personer": 18}}
+    stub.answer_body = json.dumps(final).encode()
+    later = Worker(services(app), clock=lambda: utcnow() + dt.timedelta(minutes=1))
+    assert later.process_one()
+    assert _status(app, public_id) == CONFIRMED
+    assert json.loads(_report(app, public_id) or "") == final
+    assert len(stub.puts) == 1
     services(app).db.dispose()
