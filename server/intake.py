@@ -93,7 +93,7 @@ class Arrival:
     size: int
     storage_name: str
     check: StreamCheck
-    headers: dict[str, str]
+    headers: dict[str, str]  # the request's X-IPIS-* headers, names in lower case
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,9 @@ def _store(intake: Intake, innsending_id: str, upload: _Upload, sha256: str) -> 
         size=upload.target.size,
         storage_name=storage_name,
         check=upload.check,
-        headers={k: v for k, v in request.headers.items() if k.lower().startswith("x-ipis-")},
+        headers={
+            k.lower(): v for k, v in request.headers.items() if k.lower().startswith("x-ipis-")
+        },
     )
     try:
         with intake.db.session() as db:

@@ -307,7 +307,8 @@ class Keyring:
             if existing.public_key != public:
                 raise KeyIdTaken(public.key_id)
             return existing, False
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the instance
+        self.folder.mkdir(exist_ok=True, mode=0o700)
         for name, data in (
             (f"{public.key_id}{KEY_FILE_SUFFIX}", raw_key_file),
             (f"{public.key_id}{PRIVATE_SUFFIX}", pem),  # last: the entry exists from here

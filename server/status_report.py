@@ -69,6 +69,9 @@ class NextPartyReport:
             body["personer"] = self.personer
         return body
 
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), ensure_ascii=False, sort_keys=True)
+
     @classmethod
     def from_json(cls, data: object) -> NextPartyReport:
         if not isinstance(data, dict):

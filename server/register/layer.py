@@ -1,0 +1,131 @@
+"""The one layer of a message the TPF sends the register (§4 and §6), decrypted as it streams.
+
+Both messages are a clear part read by the one envelope reader (with their own grammar) and
+one ``xenc:EncryptedData`` whose key is wrapped for the register's key. ``read_layer`` reads
+the file once: the clear part is checked as it passes, the layer's base64 is decoded and
+AES-256-GCM-decrypted piece by piece, and the plaintext goes to the message's parser as it is
+decrypted, so memory stays flat in the file's size.
+
+The layer's GCM tag is checked at the end. Until then the plaintext is unauthenticated, so the
+parser's consumer writes into one transaction that is rolled back on any fault. And the tag
+decides what went wrong: once the parser refuses something, the rest is still decrypted (no
+longer parsed), and a failing tag reports ``LayerAltered`` — the altered layer, not the
+garbage it decrypted to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+# The core's streamed base64 and GCM opener (the TPF's decryption uses them too).
+from ipis_core.decrypt import _Base64Decoder, _GcmOpener, unwrap_key
+from ipis_core.envelope import CHUNK_BYTES, ClearPartReader, WrappedKey, wrapped_key
+from ipis_core.faults import (
+    AlgorithmNotAllowed,
+    CipherValueInvalid,
+    DeliveryAlgorithmNotAllowed,
+    DeliveryUnreadable,
+    FodselsnummerInClearPart,
+    IplosFault,
+    NotEncryptedFormat,
+    NotWellFormed,
+    UnknownEnvelopeElement,
+)
+
+
+class LayerParser(Protocol):
+    """Reads a layer's plaintext as it is decrypted."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def close(self) -> None:
+        """The layer's end (its tag was good): refuse what is incomplete, hand on the rest."""
+
+
+def transport_key(reader: ClearPartReader) -> WrappedKey:
+    """The layer's wrapped key (``register_key`` in both grammars)."""
+    return wrapped_key(reader.values, "register_key")
+
+
+class _TagDecides:
+    """Between the GCM opener and the parser: after the first fault the rest of the layer is
+    still decrypted (so its tag is checked) but no longer parsed."""
+
+    def __init__(self, parser: LayerParser) -> None:
+        self.parser = parser
+        self.fault: IplosFault | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.fault is None:
+            try:
+                self.parser.feed(data)
+            except IplosFault as fault:
+                self.fault = fault
+
+
+class _Decryption:
+    def __init__(
+        self,
+        make_reader: Callable[[Callable[[bytes], None]], ClearPartReader],
+        private_key_for: Callable[[ClearPartReader], rsa.RSAPrivateKey],
+        make_parser: Callable[[ClearPartReader], LayerParser],
+        layer_name: str,
+    ) -> None:
+        self._private_key_for = private_key_for
+        self._make_parser = make_parser
+        self._layer_name = layer_name
+        self.reader = make_reader(self.on_cipher_text)
+        self._decoder = _Base64Decoder()
+        self._opener: _GcmOpener | None = None
+        self._sink: _TagDecides | None = None
+
+    def on_cipher_text(self, text: bytes) -> None:
+        if self._opener is None:
+            # The clear part is complete and checked once the layer's ciphertext begins.
+            private_key = self._private_key_for(self.reader)
+            content_key = unwrap_key(private_key, transport_key(self.reader), self._layer_name)
+            self._sink = _TagDecides(self._make_parser(self.reader))
+            self._opener = _GcmOpener(content_key, self._sink)
+        self._opener.feed(self._decoder.feed(text))
+
+    def finish(self) -> None:
+        if self._opener is None or self._sink is None:
+            raise CipherValueInvalid(f"{self._layer_name} er tomt")
+        self._decoder.finish()
+        self._opener.finish(self._layer_name)  # LayerAltered if the tag fails: that decides
+        if self._sink.fault is not None:
+            raise self._sink.fault
+        self._sink.parser.close()
+
+
+def read_layer(
+    source: BinaryIO,
+    make_reader: Callable[[Callable[[bytes], None]], ClearPartReader],
+    private_key_for: Callable[[ClearPartReader], rsa.RSAPrivateKey],
+    make_parser: Callable[[ClearPartReader], LayerParser],
+    layer_name: str,
+) -> ClearPartReader:
+    """Read one message from ``source``; returns its (closed) clear-part reader.
+
+    Faults: ``DeliveryUnreadable``/``DeliveryAlgorithmNotAllowed`` for the message's form (the
+    envelope reader's format faults are translated, so every message speaks of the delivery);
+    the parser's own faults; ``DecryptionFailed`` (wrong key, altered layer); whatever
+    ``private_key_for`` raises for a key the register does not take."""
+    decryption = _Decryption(make_reader, private_key_for, make_parser, layer_name)
+    try:
+        while chunk := source.read(CHUNK_BYTES):
+            decryption.reader.feed(chunk)
+        decryption.reader.close()
+        decryption.finish()
+    except AlgorithmNotAllowed as fault:
+        raise DeliveryAlgorithmNotAllowed(fault.detail) from None
+    except (NotEncryptedFormat, NotWellFormed) as fault:
+        raise DeliveryUnreadable(fault.detail or "ugyldig format") from None
+    except UnknownEnvelopeElement as fault:
+        raise DeliveryUnreadable(f"ukjent element {fault.tag}") from None
+    except FodselsnummerInClearPart:
+        raise DeliveryUnreadable("den ukrypterte delen har et mulig fødselsnummer") from None
+    return decryption.reader

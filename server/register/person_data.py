@@ -1,0 +1,265 @@
+"""A person's IPLOS data (formats §1), checked and turned into rows of the register's tables.
+
+The encryption module passes a person's data on as it stands; the register is the first to
+interpret it, so it checks every value's form before it stores it: a value that breaks the
+format refuses the whole submission with the record's løpenummer and the field (never the
+value). Nothing here can hold a fødselsnummer: every stored value is a code, a date or a
+number of a fixed form.
+
+Rules (the register refuses the submission when one is broken):
+
+- ``Husstand``: at most once; 1, 2 or 3.
+- ``Dodsdato``: at most once; a date.
+- ``Vurdering``: any number; ``@dato``; one or more ``Variabel`` with ``@kode`` (one of the 17,
+  each at most once) and ``@skar`` (1–5, or 9 for «ikke relevant»).
+- ``Tjeneste``: any number; ``@kode`` 1–30, ``@fra``, optional ``@til`` (not before ``@fra``)
+  and ``@timerPerUke`` (0–168, at most two decimals).
+- ``Diagnose``: any number; ``@kode`` an ICD-10 or ICPC-2 code (a capital letter and two
+  digits, optionally up to four more letters or digits after an optional point).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import xml.etree.ElementTree as ET
+from decimal import Decimal
+
+from ipis_core.faults import (
+    PersonFieldInvalid,
+    PersonFieldMissing,
+    PersonFieldRepeated,
+    PersonFieldUnknown,
+)
+
+from .models import VARIABLES
+
+SCORES = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "9": 9}
+HOUSEHOLDS = {"1": 1, "2": 2, "3": 3}
+SERVICE_CODES = {str(code): code for code in range(1, 31)}
+_VARIABLE_INDEX = {code: index for index, code in enumerate(VARIABLES)}
+# (kode, skar) -> (column index, score): one look-up checks both values of a Variabel.
+_SCORE = {
+    (code, text): (index, value)
+    for code, index in _VARIABLE_INDEX.items()
+    for text, value in SCORES.items()
+}
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_HOURS = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,2})?")
+_DIAGNOSIS = re.compile(r"[A-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?")
+MAX_HOURS = Decimal(168)
+_NO_SCORES: tuple[int | None, ...] = (None,) * len(VARIABLES)
+_SERVICE_ATTRIBUTES = frozenset({"kode", "fra", "til", "timerPerUke"})
+
+# Rows, in the column order of bulk.py's tables (the submission's id is added by the loader).
+AssessmentRow = tuple[object, ...]
+Row = tuple[object, ...]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _valid_date(text: str) -> bool:
+    """A calendar date written YYYY-MM-DD (cached: a file has a few thousand distinct dates)."""
+    if not _DATE.fullmatch(text):
+        return False
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _tag(element: ET.Element) -> str:
+    """The tag as the file wrote it, bounded (a namespaced tag is shown with its URI)."""
+    tag = element.tag
+    return tag if len(tag) <= 60 else tag[:60] + "…"
+
+
+class PersonReader:
+    """Reads one person's data element (``<Person lopenummer="n">…</Person>``) into rows.
+
+    Rows are appended to ``tables[name]`` (the bulk writer's buffers). The hot path of a load:
+    written for 100 000 persons, so the common case costs a few dictionary look-ups per
+    element and every rule is still checked."""
+
+    def __init__(self, tables: dict[str, list[Row]]) -> None:
+        self._persons = tables["personer"]
+        self._assessments = tables["vurderinger"]
+        self._services = tables["tjenester"]
+        self._diagnoses = tables["diagnoser"]
+
+    def read(
+        self,
+        submission: int,
+        lopenummer: int,
+        pseudonym: str | None,
+        secret_id: str | None,
+        element: ET.Element,
+    ) -> None:
+        if len(element.attrib) != 1:
+            raise PersonFieldUnknown(lopenummer, "et attributt på Person")
+        if element.text is not None and element.text.strip():
+            raise PersonFieldInvalid(lopenummer, "Person", "skal ikke ha tekst")
+        household: int | None = None
+        death: str | None = None
+        seen_household = seen_death = False
+        assessments = services = diagnoses = 0
+        for child in element:
+            tag = child.tag
+            if child.tail is not None and child.tail.strip():
+                raise PersonFieldInvalid(lopenummer, "Person", "tekst mellom feltene")
+            if tag == "Tjeneste":
+                services += 1
+                self._services.append(
+                    (submission, lopenummer, services, *_service(child, lopenummer))
+                )
+            elif tag == "Vurdering":
+                assessments += 1
+                self._assessments.append(
+                    (submission, lopenummer, assessments, *_assessment(child, lopenummer))
+                )
+            elif tag == "Diagnose":
+                diagnoses += 1
+                self._diagnoses.append(
+                    (submission, lopenummer, diagnoses, _diagnosis(child, lopenummer))
+                )
+            elif tag == "Husstand":
+                if seen_household:
+                    raise PersonFieldRepeated(lopenummer, "Husstand")
+                seen_household = True
+                household = HOUSEHOLDS.get(_leaf_text(child, lopenummer))
+                if household is None:
+                    raise PersonFieldInvalid(lopenummer, "Husstand", "må være 1, 2 eller 3")
+            elif tag == "Dodsdato":
+                if seen_death:
+                    raise PersonFieldRepeated(lopenummer, "Dodsdato")
+                seen_death = True
+                death = _leaf_text(child, lopenummer)
+                if not _valid_date(death):
+                    raise PersonFieldInvalid(lopenummer, "Dodsdato", "må være en dato (ÅÅÅÅ-MM-DD)")
+            else:
+                raise PersonFieldUnknown(lopenummer, _tag(child))
+        self._persons.append((submission, lopenummer, pseudonym, secret_id, household, death))
+
+
+def _no_text(element: ET.Element, lopenummer: int, where: str) -> None:
+    if (element.text or "").strip():
+        raise PersonFieldInvalid(lopenummer, where, "skal ikke ha tekst")
+
+
+def _leaf_text(element: ET.Element, lopenummer: int) -> str:
+    if element.attrib or len(element):
+        raise PersonFieldInvalid(lopenummer, element.tag, "skal bare ha en verdi")
+    return (element.text or "").strip()
+
+
+def _assessment(element: ET.Element, lopenummer: int) -> AssessmentRow:
+    attributes = element.attrib
+    date = attributes.get("dato")
+    if date is None:
+        raise PersonFieldMissing(lopenummer, "Vurdering/@dato")
+    if len(attributes) != 1:
+        raise PersonFieldUnknown(lopenummer, "et attributt på Vurdering")
+    if not _valid_date(date):
+        raise PersonFieldInvalid(lopenummer, "Vurdering/@dato", "må være en dato (ÅÅÅÅ-MM-DD)")
+    if element.text is not None and element.text.strip():
+        raise PersonFieldInvalid(lopenummer, "Vurdering", "skal ikke ha tekst")
+    scores: list[int | None] = list(_NO_SCORES)
+    count = 0
+    for variable in element:
+        attributes = variable.attrib
+        found = _SCORE.get((attributes.get("kode", ""), attributes.get("skar", "")))
+        if (
+            found is None
+            or len(attributes) != 2
+            or variable.tag != "Variabel"
+            or (variable.text is not None and variable.text.strip())
+            or (variable.tail is not None and variable.tail.strip())
+            or len(variable)
+        ):
+            raise _variable_fault(variable, lopenummer)
+        index, score = found
+        if scores[index] is not None:
+            raise PersonFieldRepeated(lopenummer, f"variabelen {VARIABLES[index]} i en Vurdering")
+        scores[index] = score
+        count += 1
+    if not count:
+        raise PersonFieldMissing(lopenummer, "Variabel i Vurdering")
+    return (date, *scores)
+
+
+def _variable_fault(variable: ET.Element, lopenummer: int) -> Exception:
+    """Why a Variabel was refused, the first rule it breaks."""
+    if variable.tag != "Variabel":
+        return PersonFieldUnknown(lopenummer, f"Vurdering/{_tag(variable)}")
+    attributes = variable.attrib
+    if set(attributes) != {"kode", "skar"}:
+        return PersonFieldInvalid(lopenummer, "Vurdering/Variabel", "skal ha kode og skar")
+    if attributes["kode"] not in _VARIABLE_INDEX:
+        return PersonFieldInvalid(
+            lopenummer, "Vurdering/Variabel/@kode", "må være en av de 17 IPLOS-variablene"
+        )
+    if attributes["skar"] not in SCORES:
+        return PersonFieldInvalid(lopenummer, "Vurdering/Variabel/@skar", "må være 1–5 eller 9")
+    return PersonFieldInvalid(lopenummer, "Vurdering/Variabel", "skal være tomt")
+
+
+def _service(element: ET.Element, lopenummer: int) -> Row:
+    attributes = element.attrib
+    code = SERVICE_CODES.get(attributes.get("kode", ""))
+    start = attributes.get("fra")
+    end = attributes.get("til")
+    hours = attributes.get("timerPerUke")
+    if (
+        code is None
+        or start is None
+        or not _valid_date(start)
+        or (end is not None and (not _valid_date(end) or end < start))  # ISO dates sort as text
+        or (hours is not None and not _valid_hours(hours))
+        or len(attributes) != 2 + (end is not None) + (hours is not None)
+        or len(element)
+        or (element.text is not None and element.text.strip())
+    ):
+        raise _service_fault(element, lopenummer)
+    return (code, start, end, hours)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _valid_hours(text: str) -> bool:
+    return _HOURS.fullmatch(text) is not None and Decimal(text) <= MAX_HOURS
+
+
+def _service_fault(element: ET.Element, lopenummer: int) -> Exception:
+    """Why a Tjeneste was refused, the first rule it breaks."""
+    attributes = element.attrib
+    if not attributes.keys() <= _SERVICE_ATTRIBUTES:
+        return PersonFieldUnknown(lopenummer, "et attributt på Tjeneste")
+    if len(element) or (element.text or "").strip():
+        return PersonFieldInvalid(lopenummer, "Tjeneste", "skal være tomt")
+    if "kode" not in attributes:
+        return PersonFieldMissing(lopenummer, "Tjeneste/@kode")
+    if attributes["kode"] not in SERVICE_CODES:
+        return PersonFieldInvalid(lopenummer, "Tjeneste/@kode", "må være et heltall fra 1 til 30")
+    for name in ("fra", "til"):
+        if name == "fra" and name not in attributes:
+            return PersonFieldMissing(lopenummer, "Tjeneste/@fra")
+        if name in attributes and not _valid_date(attributes[name]):
+            return PersonFieldInvalid(
+                lopenummer, f"Tjeneste/@{name}", "må være en dato (ÅÅÅÅ-MM-DD)"
+            )
+    if "til" in attributes and attributes["til"] < attributes["fra"]:
+        return PersonFieldInvalid(lopenummer, "Tjeneste/@til", "kan ikke være før @fra")
+    return PersonFieldInvalid(
+        lopenummer, "Tjeneste/@timerPerUke", "må være et tall fra 0 til 168 med høyst to desimaler"
+    )
+
+
+def _diagnosis(element: ET.Element, lopenummer: int) -> str:
+    if set(element.attrib) != {"kode"} or len(element) or (element.text or "").strip():
+        raise PersonFieldInvalid(lopenummer, "Diagnose", "skal være tomt med bare @kode")
+    code = element.attrib["kode"]
+    if not _DIAGNOSIS.fullmatch(code):
+        raise PersonFieldInvalid(
+            lopenummer, "Diagnose/@kode", "må være en ICD-10- eller ICPC-2-kode"
+        )
+    return code
