@@ -660,4 +660,39 @@ class PersonFieldMissing(PersonDataInvalid):
 
 
 class MappingRefused(EncryptedMessageFault):
-    """Abstract: the register refuses a secret-rotation mapping from the TPF (nothing applied)."""
+    """Abstract: the register refuses a secret-rotation mapping from the TPF (§6): nothing of
+    it is applied, and the TPF's operator sees the message."""
+
+
+class MappingUnreadable(MappingRefused):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"Registeret kunne ikke lese pseudonymbyttet fra TPF: {detail}. Byttet er ikke "
+            "utført.",
+            detail,
+        )
+
+
+class MappingAlgorithmNotAllowed(MappingRefused):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "Pseudonymbyttet fra TPF bruker en krypteringsalgoritme registeret ikke godtar "
+            f"({detail}). Byttet er ikke utført.",
+            detail,
+        )
+
+
+class MappingCountDiffers(MappingRefused):
+    def __init__(self, stated: int, found: int) -> None:
+        super().__init__(
+            f"Pseudonymbyttet fra TPF oppgir {stated} bytter, men har {found}. Byttet er ikke "
+            "utført."
+        )
+
+
+class MappingPseudonymRepeated(MappingRefused):
+    def __init__(self) -> None:
+        super().__init__(
+            "Pseudonymbyttet fra TPF har samme gamle pseudonym mer enn én gang. Byttet er ikke "
+            "utført."
+        )

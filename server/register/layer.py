@@ -15,7 +15,9 @@ garbage it decrypted to.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 # The core's streamed base64 and GCM opener (the TPF's decryption uses them too).
 from ipis_core.decrypt import _Base64Decoder, _GcmOpener, unwrap_key
 from ipis_core.envelope import CHUNK_BYTES, ClearPartReader, WrappedKey, wrapped_key
+from ipis_core.envelope_grammar import MAPPING_ROOT
 from ipis_core.faults import (
     AlgorithmNotAllowed,
     CipherValueInvalid,
@@ -34,6 +37,22 @@ from ipis_core.faults import (
     NotWellFormed,
     UnknownEnvelopeElement,
 )
+
+from .models import MAPPING, MESSAGE
+
+# The clear root's name, after an optional BOM, XML declaration and whitespace.
+_ROOT = re.compile(rb"(?:\xef\xbb\xbf)?(?:<\?xml[^>]{0,200}\?>)?[ \t\r\n]*<([A-Za-z_][\w.\-]*)")
+HEAD_LIMIT = 512
+
+
+def kind_of(head: bytes) -> str | None:
+    """Which message a file's first bytes begin: the pseudonym mapping (§6) by its root, a
+    submission (§4) otherwise (its reader refuses anything else, saying why); None while
+    fewer than ``HEAD_LIMIT`` bytes do not show the root yet."""
+    found = _ROOT.match(head)
+    if found is None:
+        return None if len(head) < HEAD_LIMIT else MESSAGE
+    return MAPPING if found.group(1) == MAPPING_ROOT.encode() else MESSAGE
 
 
 class LayerParser(Protocol):
@@ -101,31 +120,50 @@ class _Decryption:
         self._sink.parser.close()
 
 
+@dataclass(frozen=True)
+class Wording:
+    """How a message's format faults are worded (a submission, or a pseudonym mapping)."""
+
+    unreadable: Callable[[str], IplosFault] = DeliveryUnreadable
+    algorithm: Callable[[str], IplosFault] = DeliveryAlgorithmNotAllowed
+
+
+def translated(fault: IplosFault, wording: Wording) -> IplosFault:
+    """The envelope reader's format faults (worded for the send module's users) as faults of
+    the delivery from the TPF; any other fault as it is."""
+    if isinstance(fault, AlgorithmNotAllowed):
+        return wording.algorithm(fault.detail)
+    if isinstance(fault, (NotEncryptedFormat, NotWellFormed)):
+        return wording.unreadable(fault.detail or "ugyldig format")
+    if isinstance(fault, UnknownEnvelopeElement):
+        return wording.unreadable(f"ukjent element {fault.tag}")
+    if isinstance(fault, FodselsnummerInClearPart):
+        return wording.unreadable("den ukrypterte delen har et mulig fødselsnummer")
+    return fault
+
+
 def read_layer(
     source: BinaryIO,
     make_reader: Callable[[Callable[[bytes], None]], ClearPartReader],
     private_key_for: Callable[[ClearPartReader], rsa.RSAPrivateKey],
     make_parser: Callable[[ClearPartReader], LayerParser],
     layer_name: str,
+    wording: Wording = Wording(),  # frozen: one default shared on purpose
 ) -> ClearPartReader:
     """Read one message from ``source``; returns its (closed) clear-part reader.
 
-    Faults: ``DeliveryUnreadable``/``DeliveryAlgorithmNotAllowed`` for the message's form (the
-    envelope reader's format faults are translated, so every message speaks of the delivery);
-    the parser's own faults; ``DecryptionFailed`` (wrong key, altered layer); whatever
-    ``private_key_for`` raises for a key the register does not take."""
+    Faults: the reader's format faults, ``translated``; the parser's own faults;
+    ``DecryptionFailed`` (wrong key, altered layer); whatever ``private_key_for`` raises for a
+    key the register does not take."""
     decryption = _Decryption(make_reader, private_key_for, make_parser, layer_name)
     try:
         while chunk := source.read(CHUNK_BYTES):
             decryption.reader.feed(chunk)
         decryption.reader.close()
         decryption.finish()
-    except AlgorithmNotAllowed as fault:
-        raise DeliveryAlgorithmNotAllowed(fault.detail) from None
-    except (NotEncryptedFormat, NotWellFormed) as fault:
-        raise DeliveryUnreadable(fault.detail or "ugyldig format") from None
-    except UnknownEnvelopeElement as fault:
-        raise DeliveryUnreadable(f"ukjent element {fault.tag}") from None
-    except FodselsnummerInClearPart:
-        raise DeliveryUnreadable("den ukrypterte delen har et mulig fødselsnummer") from None
+    except IplosFault as fault:
+        changed = translated(fault, wording)
+        if changed is fault:
+            raise
+        raise changed from None
     return decryption.reader

@@ -116,6 +116,24 @@ def _transport_key_reason(fault: IplosFault) -> str:
     return "registeret har ingen nøkkel med denne id-en."
 
 
+class AlreadyLoaded(Exception):
+    """A file loaded by hand whose submission the register has (it is loaded once)."""
+
+    def __init__(self, submission_id: str) -> None:
+        super().__init__(submission_id)
+        self.submission_id = submission_id
+
+
+def accept_transport_key(keyring: Keyring, name: str, day: dt.date) -> rsa.RSAPrivateKey:
+    """The private key the TPF wrapped a message for: the register's current key, or the
+    previous one during the overlap; any other is refused with the reason."""
+    try:
+        keyring.accept(name, day)
+    except (UnknownKeyName, KeyOutsideOverlap, KeyNotYetInUse) as fault:
+        raise TransportKeyNotAccepted(name, _transport_key_reason(fault)) from None
+    return keyring.private_key(name)
+
+
 class _Load:
     """The DeliveryHandler of one load: writes into ``connection``'s open transaction."""
 
@@ -124,7 +142,7 @@ class _Load:
         connection: Connection,
         keyring: Keyring,
         today: dt.date,
-        submission_id: str,
+        submission_id: str | None,
         received_at: dt.datetime,
     ) -> None:
         self._connection = connection
@@ -144,21 +162,23 @@ class _Load:
         self.records = 0
         self.invalid = 0
 
+    @property
+    def submission_id(self) -> str | None:
+        return self._submission_id
+
     # --- keys ---------------------------------------------------------------------------------
 
     def transport_key(self, clear: ClearPart) -> rsa.RSAPrivateKey:
-        """The private key the TPF wrapped the layer for (current, or previous in the overlap)."""
         self.clear = clear
-        name = clear.transport_key.key_name
-        try:
-            self._keyring.accept(name, self._today)
-        except (UnknownKeyName, KeyOutsideOverlap, KeyNotYetInUse) as fault:
-            raise TransportKeyNotAccepted(name, _transport_key_reason(fault)) from None
-        return self._keyring.private_key(name)
+        return accept_transport_key(self._keyring, clear.transport_key.key_name, self._today)
 
     # --- DeliveryHandler ------------------------------------------------------------------------
 
     def begin(self, clear: ClearPart, header: DeliveryHeader) -> None:
+        if self._submission_id is None:  # a file loaded by hand: the id inside is the id
+            self._submission_id = header.submission_id
+            if stored_outcome(self._connection, header.submission_id) is not None:
+                raise AlreadyLoaded(header.submission_id)
         if header.submission_id != self._submission_id:
             raise DeliverySubmissionIdDiffers()
         if clear.sender != header.sender:
@@ -180,7 +200,7 @@ class _Load:
         self.row_id = self._connection.execute(
             insert(Submission)
             .values(
-                innsending_id=self._submission_id,
+                innsending_id=header.submission_id,
                 status=LOADED,
                 melding="",
                 fil_id=header.file_id,
@@ -303,12 +323,17 @@ def _settle_current(connection: Connection, row_id: int, header: DeliveryHeader,
 
 def stored_outcome(connection: Connection, submission_id: str) -> LoadOutcome | None:
     """The outcome of a submission loaded or refused before (each is loaded once)."""
-    row = connection.execute(
-        select(Submission).where(Submission.innsending_id == submission_id)
+    submission = connection.execute(
+        select(
+            Submission.status,
+            Submission.melding,
+            Submission.antall_personer,
+            Submission.ugyldige_fodselsnumre,
+            Submission.erstattet_av,
+        ).where(Submission.innsending_id == submission_id)
     ).first()
-    if row is None:
+    if submission is None:
         return None
-    submission: Submission = row[0]
     replaced_by = None
     if submission.erstattet_av is not None:
         replaced_by = connection.execute(
@@ -343,15 +368,19 @@ def load_delivery(
     db: Database,
     keyring: Keyring,
     source: BinaryIO,
-    submission_id: str,
+    submission_id: str | None,
     received_at: dt.datetime,
     today: dt.date | None = None,
 ) -> LoadOutcome:
-    """Load one stored delivery (``source``: the pseudonymised message as the TPF sent it)."""
-    with db.engine.connect() as connection:
-        known = stored_outcome(connection, submission_id)
-    if known is not None:
-        return known
+    """Load one delivery (``source``: the pseudonymised message as the TPF sent it) and
+    return what became of it; each submission is loaded once (a second time returns the first
+    outcome). ``submission_id``: the id it was delivered under, or None for a file loaded by
+    hand (``ipis register load``): then the id inside it."""
+    if submission_id is not None:
+        with db.engine.connect() as connection:
+            known = stored_outcome(connection, submission_id)
+        if known is not None:
+            return known
     day = today or dt.date.today()
     with _COLLECTOR.paused(), db.engine.connect() as connection:
         transaction = connection.begin()
@@ -374,15 +403,24 @@ def load_delivery(
                 )
             )
             transaction.commit()
+        except AlreadyLoaded as loaded:
+            transaction.rollback()
+            with db.engine.connect() as again:
+                found = stored_outcome(again, loaded.submission_id)
+            assert found is not None
+            return found
         except IplosFault as fault:
             transaction.rollback()
-            return _refuse(db, submission_id, received_at, load, fault)
+            if load.submission_id is None:  # refused before its id could be read
+                return LoadOutcome("", REFUSED, fault.message)
+            return _refuse(db, load.submission_id, received_at, load, fault)
         except BaseException:
             transaction.rollback()
             raise
-    log.info("Innsending %s lastet: %d personposter", submission_id, load.records)
+    assert load.submission_id is not None
+    log.info("Innsending %s lastet: %d personposter", load.submission_id, load.records)
     return LoadOutcome(
-        submission_id=submission_id,
+        submission_id=load.submission_id,
         status=LOADED,
         message=message,
         persons=load.records,

@@ -38,8 +38,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ..send.models import UtcDateTime
-from ..send.models import utcnow as utcnow
+from ..dbtypes import UtcDateTime
+from ..dbtypes import utcnow as utcnow
+from ..intake import ReceivedColumns
+from ..outbox import LeaseColumns
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version_register"  # its own, should it share a database with another
@@ -55,6 +57,10 @@ VARIABLE_COLUMNS = tuple(code.lower() for code in VARIABLES)
 
 LOADED = "lastet"
 REFUSED = "avvist"
+PROCESSING = "behandles"
+# Delivery.kind: what the TPF sent (docs/formater.md §4, §6), told apart by the clear root.
+MESSAGE = "melding"
+MAPPING = "pseudonymbytte"
 
 
 class Base(DeclarativeBase):
@@ -197,6 +203,33 @@ class Diagnosis(Base):
 
 
 # --- the service ---------------------------------------------------------------------------
+
+
+class Delivery(ReceivedColumns, LeaseColumns, Base):
+    """A file received from the TPF (intake.py) and its loading: claimed by a worker with a
+    lease (outbox.LeasedQueue), ``done_at`` once loaded, applied or refused. The file itself
+    is deleted then: the database holds what it said."""
+
+    __tablename__ = "mottak"
+
+    kind: Mapped[str] = mapped_column(String(20))  # melding | pseudonymbytte
+    kommunenummer: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    bydelsnummer: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    organisasjonsnummer: Mapped[str | None] = mapped_column(String(9), nullable=True)
+    status: Mapped[str] = mapped_column(String(10), default=PROCESSING)
+    melding: Mapped[str] = mapped_column(Text, default="")  # Norwegian, for the municipality
+    personer: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class MappingPair(Base):
+    """A mapping's pairs while it is applied: written and deleted in the same transaction, so
+    the table is empty outside it (the register keeps no old-to-new list)."""
+
+    __tablename__ = "pseudonymbytte_par"
+
+    bytte: Mapped[int] = mapped_column(Integer, primary_key=True)  # pseudonymbytter.id
+    fra: Mapped[str] = mapped_column(String(32), primary_key=True)
+    til: Mapped[str] = mapped_column(String(32))
 
 
 class PseudonymMapping(Base):

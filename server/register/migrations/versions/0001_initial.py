@@ -1,4 +1,5 @@
-"""Initial schema of the register: submissions, persons and their data, secret rotations, staff.
+"""Initial schema of the register: submissions, persons and their data, deliveries, secret
+rotations, staff.
 
 Revision ID: 0001
 Revises:
@@ -104,6 +105,34 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_table(
+        "mottak",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("innsending_id", sa.String(32), nullable=False, unique=True),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+        sa.Column("storage_name", sa.String(100), nullable=False),
+        sa.Column("received_at", sa.DateTime(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("done_at", sa.DateTime(), nullable=True),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("kommunenummer", sa.String(4), nullable=True),
+        sa.Column("bydelsnummer", sa.String(2), nullable=True),
+        sa.Column("organisasjonsnummer", sa.String(9), nullable=True),
+        sa.Column("status", sa.String(10), nullable=False),
+        sa.Column("melding", sa.Text(), nullable=False),
+        sa.Column("personer", sa.Integer(), nullable=True),
+    )
+    op.create_index("ix_mottak_next_attempt_at", "mottak", ["next_attempt_at"])
+    op.create_table(
+        "pseudonymbytte_par",
+        sa.Column("bytte", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("fra", sa.String(32), primary_key=True),
+        sa.Column("til", sa.String(32), nullable=False),
+    )
+    op.create_table(
         "pseudonymbytter",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("bytte_id", sa.String(64), nullable=False, unique=True),
@@ -143,7 +172,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "innloggingsforsok", "ansatt_okter", "ansatte", "pseudonymbytter", "diagnoser",
+        "innloggingsforsok", "ansatt_okter", "ansatte", "pseudonymbytter", "pseudonymbytte_par",
+        "mottak", "diagnoser",
         "tjenester", "vurderinger", "personer", "innsendinger",
     ):  # fmt: skip
         op.drop_table(table)
