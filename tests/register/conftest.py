@@ -12,7 +12,7 @@ import pytest
 # The send module's test helpers (the throwaway PostgreSQL cluster, a free port, …).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
 
-from register_testlib import (  # noqa: E402
+from register_testlib import (
     TODAY,
     TOKEN,
     KeySet,
@@ -21,10 +21,10 @@ from register_testlib import (  # noqa: E402
     install,
     make_keys,
 )
-from server_testlib import PostgresCluster, create_database  # noqa: E402
+from server_testlib import PostgresCluster, create_database
 
-from ipis_server.register.config import RegisterConfig  # noqa: E402
-from ipis_server.register.services import RegisterServices, open_services  # noqa: E402
+from ipis_server.register.config import RegisterConfig
+from ipis_server.register.services import RegisterServices, open_services
 
 
 @pytest.fixture(scope="session")
