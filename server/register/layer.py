@@ -105,7 +105,9 @@ class _Decryption:
         if self._opener is None:
             # The clear part is complete and checked once the layer's ciphertext begins.
             private_key = self._private_key_for(self.reader)
-            content_key = unwrap_key(private_key, transport_key(self.reader), self._layer_name)
+            # "Nøkkelen til det pseudonymiserte laget …" (faults.WrongPrivateKey)
+            name = self._layer_name[:1].lower() + self._layer_name[1:]
+            content_key = unwrap_key(private_key, transport_key(self.reader), name)
             self._sink = _TagDecides(self._make_parser(self.reader))
             self._opener = _GcmOpener(content_key, self._sink)
         self._opener.feed(self._decoder.feed(text))

@@ -221,3 +221,43 @@ def write(
         "</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\n"
         "</IPLOSPseudonymisert>\n"
     ).encode()
+
+
+def write_mapping(
+    register_public: rsa.RSAPublicKey,
+    key_name: str,
+    mapping_id: str,
+    from_secret_id: str,
+    to_secret_id: str,
+    pairs: list[tuple[str, str]],
+    count: int | None = None,
+) -> bytes:
+    """The §6 pseudonym mapping the TPF sends after ``ipis tpf rotate-secret``."""
+    body = "".join(f'<Bytte fra="{a}" til="{b}"/>' for a, b in pairs)
+    plaintext = (
+        f'<IPLOSPseudonymbytteInnhold xmlns:xenc="{XENC}" xmlns:xenc11="{XENC11}" '
+        f'xmlns:ds="{DS}" byttId="{mapping_id}" fraHemmelighetId="{from_secret_id}" '
+        f'tilHemmelighetId="{to_secret_id}">{body}'
+        f'<Opptelling antallBytter="{len(pairs) if count is None else count}"/>'
+        "</IPLOSPseudonymbytteInnhold>"
+    ).encode()
+    content_key = AESGCM.generate_key(bit_length=256)
+    iv = os.urandom(12)
+    blob = iv + AESGCM(content_key).encrypt(iv, plaintext, None)
+    wrapped = register_public.encrypt(content_key, OAEP)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<IPLOSPseudonymbytte versjon="1" xmlns:xenc="{XENC}" xmlns:xenc11="{XENC11}" '
+        f'xmlns:ds="{DS}">'
+        f'<xenc:EncryptedData Id="pseudonymbytte-lag" Type="{XENC}Element">'
+        f'<xenc:EncryptionMethod Algorithm="{AES256_GCM}"/>'
+        '<ds:KeyInfo><xenc:EncryptedKey Id="register-transportnokkel" Recipient="IPLOS">'
+        f'<xenc:EncryptionMethod Algorithm="{RSA_OAEP}">'
+        f'<ds:DigestMethod Algorithm="{SHA256}"/><xenc11:MGF Algorithm="{MGF1_SHA256}"/>'
+        "</xenc:EncryptionMethod>"
+        f"<ds:KeyInfo><ds:KeyName>{key_name}</ds:KeyName></ds:KeyInfo>"
+        f"<xenc:CipherData><xenc:CipherValue>{base64.b64encode(wrapped).decode()}"
+        "</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo>"
+        f"<xenc:CipherData><xenc:CipherValue>{base64.b64encode(blob).decode()}"
+        "</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></IPLOSPseudonymbytte>\n"
+    ).encode()
