@@ -12,6 +12,7 @@ import pytest
 # The send module's test helpers (the throwaway PostgreSQL cluster, a free port, …).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
 
+from flask import Flask
 from register_testlib import (
     TODAY,
     TOKEN,
@@ -23,8 +24,9 @@ from register_testlib import (
 )
 from server_testlib import PostgresCluster, create_database
 
+from ipis_server.register.app import create_app
 from ipis_server.register.config import RegisterConfig
-from ipis_server.register.services import RegisterServices, open_services
+from ipis_server.register.services import RegisterServices, open_services, register_services
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +96,12 @@ def svc(config: RegisterConfig) -> Iterator[RegisterServices]:
     services = open_services(config, today=lambda: TODAY)
     yield services
     services.dispose()
+
+
+@pytest.fixture
+def app(config: RegisterConfig) -> Iterator[Flask]:
+    """The register's app on this test's database, with the test keys, on a fixed day."""
+    application = create_app(config, today=lambda: TODAY)
+    application.testing = True
+    yield application
+    register_services(application).dispose()

@@ -29,6 +29,8 @@ from ipis_core.keygen import generate_keys, write_keys
 from ipis_core.message import MessageEncryptor
 from ipis_server.db import Database
 from ipis_server.keyring import Keyring
+from ipis_server.register.services import register_services
+from ipis_server.register.worker import RegisterWorker
 
 TODAY = dt.date(2026, 6, 2)
 VALID_FROM = dt.date(2026, 1, 1)
@@ -104,6 +106,45 @@ def with_options(**changes: Any) -> pw.Options:
 
 def stream(data: bytes) -> io.BytesIO:
     return io.BytesIO(data)
+
+
+# --- the register's app, driven as the TPF drives it -----------------------------------------
+
+
+def put(client: Any, submission_id: str, data: bytes) -> Any:
+    return client.put(
+        f"/innsendinger/{submission_id}", data=data,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml",
+                 "X-IPIS-SHA256": sha256(data)},
+    )
+
+
+def get(client: Any, submission_id: str) -> Any:
+    return client.get(f"/innsendinger/{submission_id}",
+                      headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def deliver_and_load(app: Any, data: bytes, submission_id: str | None = None) -> dict[str, Any]:
+    """PUT, load, GET: the register's final answer (the §5 body)."""
+    submission_id = submission_id or new_id()
+    client = app.test_client()
+    stored = put(client, submission_id, data)
+    assert stored.status_code == 202, stored.get_json()
+    assert stored.get_json() == {"status": "behandles"}
+    assert get(client, submission_id).status_code == 202
+    assert RegisterWorker(register_services(app)).drain() == 1
+    answer = get(client, submission_id)
+    assert answer.status_code == 200  # final
+    body: dict[str, Any] = answer.get_json()
+    return body
+
+
+def assert_nothing_loaded(app: Any) -> None:
+    db = register_services(app).db
+    for table in ("personer", "vurderinger", "tjenester", "diagnoser"):
+        assert count(db, table) == 0, table
+    assert count(db, "innsendinger", "status = 'lastet'") == 0
+    assert not list((register_services(app).config.storage_dir / "innsendinger").iterdir())
 
 
 # --- what the input said ----------------------------------------------------------------------

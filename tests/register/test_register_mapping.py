@@ -7,8 +7,16 @@ import io
 
 import pseudonymised_writer as pw
 from flask import Flask
-from register_testlib import SECRET, TODAY, KeySet, count, input_persons, message, new_id
-from test_register_tampering import app, deliver_and_load  # noqa: F401 - the fixture
+from register_testlib import (
+    SECRET,
+    TODAY,
+    KeySet,
+    count,
+    deliver_and_load,
+    input_persons,
+    message,
+    new_id,
+)
 
 from ipis_server.register.mapping import apply_mapping, pairs_left
 from ipis_server.register.services import register_services
@@ -22,7 +30,7 @@ def _mapping(keys: KeySet, mapping_id: str, pairs: list[tuple[str, str]],
                             "tpf-h1", "tpf-h2", pairs, count_)
 
 
-def test_the_mapping_rewrites_the_history_once(app: Flask, keys: KeySet, plain: bytes,  # noqa: F811
+def test_the_mapping_rewrites_the_history_once(app: Flask, keys: KeySet, plain: bytes,
                                                encrypted: bytes) -> None:
     deliver_and_load(app, message(encrypted, keys, (s := new_id())), s)
     numbers = [p.fodselsnummer for p in input_persons(plain)]
@@ -50,7 +58,7 @@ def test_the_mapping_rewrites_the_history_once(app: Flask, keys: KeySet, plain: 
     assert count(db, "personer", "hemmelighet_id = 'tpf-h2'") == 100
 
 
-def test_a_mapping_that_does_not_add_up_changes_nothing(app: Flask, keys: KeySet,  # noqa: F811
+def test_a_mapping_that_does_not_add_up_changes_nothing(app: Flask, keys: KeySet,
                                                         plain: bytes, encrypted: bytes) -> None:
     deliver_and_load(app, message(encrypted, keys, (s := new_id())), s)
     numbers = [p.fodselsnummer for p in input_persons(plain)]

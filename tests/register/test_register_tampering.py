@@ -6,77 +6,33 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pseudonymised_writer as pw
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from register_testlib import (
     TODAY,
-    TOKEN,
     KeySet,
+    assert_nothing_loaded,
     count,
+    deliver_and_load,
     demo_input,
     encrypt,
+    get,
     message,
     new_id,
+    put,
     sha256,
     with_options,
 )
 
 from ipis_server.register.app import create_app
-from ipis_server.register.config import RegisterConfig
 from ipis_server.register.services import register_services
-from ipis_server.register.worker import RegisterWorker
 
 Persons = list[pw.OutPerson]
-
-
-@pytest.fixture
-def app(config: RegisterConfig) -> Iterator[Flask]:
-    application = create_app(config, today=lambda: TODAY)
-    application.testing = True
-    yield application
-    register_services(application).dispose()
-
-
-def put(client: FlaskClient, submission_id: str, data: bytes) -> Any:
-    return client.put(
-        f"/innsendinger/{submission_id}", data=data,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml",
-                 "X-IPIS-SHA256": sha256(data)},
-    )
-
-
-def get(client: FlaskClient, submission_id: str) -> Any:
-    return client.get(f"/innsendinger/{submission_id}",
-                      headers={"Authorization": f"Bearer {TOKEN}"})
-
-
-def deliver_and_load(app: Flask, data: bytes, submission_id: str | None = None) -> dict[str, Any]:
-    """PUT, load, GET: the register's final answer (the §5 body)."""
-    submission_id = submission_id or new_id()
-    client = app.test_client()
-    stored = put(client, submission_id, data)
-    assert stored.status_code == 202, stored.get_json()
-    assert stored.get_json() == {"status": "behandles"}
-    assert get(client, submission_id).status_code == 202
-    assert RegisterWorker(register_services(app)).drain() == 1
-    answer = get(client, submission_id)
-    assert answer.status_code == 200  # final
-    body: dict[str, Any] = answer.get_json()
-    return body
-
-
-def assert_nothing_loaded(app: Flask) -> None:
-    db = register_services(app).db
-    for table in ("personer", "vurderinger", "tjenester", "diagnoser"):
-        assert count(db, table) == 0, table
-    assert count(db, "innsendinger", "status = 'lastet'") == 0
-    assert not list((register_services(app).config.storage_dir / "innsendinger").iterdir())
 
 
 def test_a_good_delivery_is_loaded(app: Flask, keys: KeySet, encrypted: bytes) -> None:
