@@ -33,6 +33,7 @@ from .envelope_grammar import REGISTER_KEY, check_element_tree
 from .faults import (
     AlgorithmNotAllowed,
     CipherValueInvalid,
+    IplosFault,
     LayerAltered,
     PrivateKeyNotRsa,
     RecordDuplicated,
@@ -184,6 +185,30 @@ class TpfLayerDecryption:
         self._decoder.finish()
         self._opener.finish("TPF-laget")
         return self.reader.envelope
+
+
+class TagFirst:
+    """A plaintext consumer behind the GCM opener whose faults wait for the tag.
+
+    Until the tag has been checked the plaintext is unauthenticated: a TPF layer altered in
+    transit decrypts to garbage, which the parser would report as a format fault. Held back
+    until ``close`` has checked the tag, the fault is reported as what it is: ``LayerAltered``
+    when the tag fails, the parser's own fault when the layer is authentic."""
+
+    def __init__(self, inner: Sink) -> None:
+        self._inner = inner
+        self.fault: IplosFault | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.fault is None:
+            try:
+                self._inner.write(data)
+            except IplosFault as fault:
+                self.fault = fault
+
+    def raise_held(self) -> None:
+        if self.fault is not None:
+            raise self.fault
 
 
 def open_tpf_layer(

@@ -53,6 +53,11 @@ def _count(value: object, name: str) -> int | None:
     return value
 
 
+def _present(**fields: Any) -> dict[str, Any]:
+    """The body's fields that have a value (an empty message and unknown counts are left out)."""
+    return {name: value for name, value in fields.items() if value is not None and value != ""}
+
+
 @dataclass(frozen=True)
 class NextPartyReport:
     """The next party's answer (the register's, in the TPF's body)."""
@@ -62,12 +67,7 @@ class NextPartyReport:
     personer: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": self.status}
-        if self.melding:
-            body["melding"] = self.melding
-        if self.personer is not None:
-            body["personer"] = self.personer
-        return body
+        return _present(status=self.status, melding=self.melding, personer=self.personer)
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False, sort_keys=True)
@@ -101,16 +101,13 @@ class StatusReport:
     register: NextPartyReport | None = None
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": self.status}
-        if self.melding:
-            body["melding"] = self.melding
-        if self.personer is not None:
-            body["personer"] = self.personer
-        if self.ugyldige_fodselsnumre is not None:
-            body["ugyldigeFodselsnumre"] = self.ugyldige_fodselsnumre
-        if self.register is not None:
-            body["register"] = self.register.to_json()
-        return body
+        return _present(
+            status=self.status,
+            melding=self.melding,
+            personer=self.personer,
+            ugyldigeFodselsnumre=self.ugyldige_fodselsnumre,
+            register=None if self.register is None else self.register.to_json(),
+        )
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False, sort_keys=True)

@@ -8,9 +8,9 @@ decrypted, so memory stays flat in the file's size.
 
 The layer's GCM tag is checked at the end. Until then the plaintext is unauthenticated, so the
 parser's consumer writes into one transaction that is rolled back on any fault. And the tag
-decides what went wrong: once the parser refuses something, the rest is still decrypted (no
-longer parsed), and a failing tag reports ``LayerAltered`` — the altered layer, not the
-garbage it decrypted to.
+decides what went wrong (the core's ``TagFirst``): once the parser refuses something, the rest
+is still decrypted (no longer parsed), and a failing tag reports ``LayerAltered`` — the altered
+layer, not the garbage it decrypted to.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import BinaryIO, Protocol
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 # The core's streamed base64 and GCM opener (the TPF's decryption uses them too).
-from ipis_core.decrypt import _Base64Decoder, _GcmOpener, unwrap_key
+from ipis_core.decrypt import TagFirst, _Base64Decoder, _GcmOpener, unwrap_key
 from ipis_core.envelope import CHUNK_BYTES, ClearPartReader, WrappedKey, wrapped_key
 from ipis_core.envelope_grammar import MAPPING_ROOT
 from ipis_core.faults import (
@@ -69,20 +69,11 @@ def transport_key(reader: ClearPartReader) -> WrappedKey:
     return wrapped_key(reader.values, "register_key")
 
 
-class _TagDecides:
-    """Between the GCM opener and the parser: after the first fault the rest of the layer is
-    still decrypted (so its tag is checked) but no longer parsed."""
+class _Writes:
+    """A layer parser as the sink ``TagFirst`` writes to."""
 
     def __init__(self, parser: LayerParser) -> None:
-        self.parser = parser
-        self.fault: IplosFault | None = None
-
-    def write(self, data: bytes) -> None:
-        if self.fault is None:
-            try:
-                self.parser.feed(data)
-            except IplosFault as fault:
-                self.fault = fault
+        self.write = parser.feed
 
 
 class _Decryption:
@@ -99,7 +90,8 @@ class _Decryption:
         self.reader = make_reader(self.on_cipher_text)
         self._decoder = _Base64Decoder()
         self._opener: _GcmOpener | None = None
-        self._sink: _TagDecides | None = None
+        self._sink: TagFirst | None = None
+        self._parser: LayerParser | None = None
 
     def on_cipher_text(self, text: bytes) -> None:
         if self._opener is None:
@@ -108,18 +100,18 @@ class _Decryption:
             # "Nøkkelen til det pseudonymiserte laget …" (faults.WrongPrivateKey)
             name = self._layer_name[:1].lower() + self._layer_name[1:]
             content_key = unwrap_key(private_key, transport_key(self.reader), name)
-            self._sink = _TagDecides(self._make_parser(self.reader))
+            self._parser = self._make_parser(self.reader)
+            self._sink = TagFirst(_Writes(self._parser))
             self._opener = _GcmOpener(content_key, self._sink)
         self._opener.feed(self._decoder.feed(text))
 
     def finish(self) -> None:
-        if self._opener is None or self._sink is None:
+        if self._opener is None or self._sink is None or self._parser is None:
             raise CipherValueInvalid(f"{self._layer_name} er tomt")
         self._decoder.finish()
         self._opener.finish(self._layer_name)  # LayerAltered if the tag fails: that decides
-        if self._sink.fault is not None:
-            raise self._sink.fault
-        self._sink.parser.close()
+        self._sink.raise_held()
+        self._parser.close()
 
 
 @dataclass(frozen=True)

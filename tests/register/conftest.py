@@ -15,12 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
 from flask import Flask
 from register_testlib import (
     TODAY,
-    TOKEN,
     KeySet,
     demo_input,
     encrypt,
-    install,
     make_keys,
+    register_config,
 )
 from server_testlib import PostgresCluster, create_database
 
@@ -66,24 +65,6 @@ def plain() -> bytes:
 @pytest.fixture(scope="session")
 def encrypted(plain: bytes, keys: KeySet) -> bytes:
     return encrypt(plain, keys)
-
-
-def register_config(folder: Path, database_url: str, keys: KeySet | None) -> RegisterConfig:
-    instance = folder / "register"
-    config = RegisterConfig(
-        instance_dir=instance,
-        database_url=database_url,
-        storage_dir=instance / "lager",
-        keys_dir=instance / "nokler",
-        tokens=(TOKEN,),
-        secret_key=secrets.token_hex(16),
-        database_busy_seconds=30.0,
-        retry_base_seconds=0.05,
-        retry_max_seconds=0.2,
-    )
-    if keys is not None:
-        install(config.keys_dir, keys)
-    return config
 
 
 @pytest.fixture

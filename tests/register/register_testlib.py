@@ -29,6 +29,7 @@ from ipis_core.keygen import generate_keys, write_keys
 from ipis_core.message import MessageEncryptor
 from ipis_server.db import Database
 from ipis_server.keyring import Keyring
+from ipis_server.register.config import RegisterConfig
 from ipis_server.register.services import register_services
 from ipis_server.register.worker import RegisterWorker
 
@@ -109,6 +110,26 @@ def stream(data: bytes) -> io.BytesIO:
 
 
 # --- the register's app, driven as the TPF drives it -----------------------------------------
+
+
+def register_config(folder: Path, database_url: str, keys: KeySet | None) -> RegisterConfig:
+    instance = folder / "register"
+    config = RegisterConfig(
+        instance_dir=instance,
+        database_url=database_url,
+        storage_dir=instance / "lager",
+        keys_dir=instance / "nokler",
+        tokens=(TOKEN,),
+        secret_key=secrets.token_hex(16),
+        database_busy_seconds=30.0,
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.2,
+    )
+    if keys is not None:
+        install(config.keys_dir, keys)
+    return config
+
+
 
 
 def put(client: Any, submission_id: str, data: bytes) -> Any:

@@ -17,9 +17,11 @@ from register_testlib import (
     demo_input,
     encrypt,
     get,
+    install,
     make_keys,
     new_id,
     put,
+    register_config,
     with_options,
 )
 
@@ -41,9 +43,6 @@ def today() -> list[dt.date]:
 @pytest.fixture
 def app(tmp_path: Path, database_url: str, years: dict[int, KeySet],
         today: list[dt.date]) -> Iterator[Flask]:
-    from conftest import register_config
-    from register_testlib import install
-
     config = register_config(tmp_path, database_url, None)
     for keys in years.values():
         install(config.keys_dir, keys)

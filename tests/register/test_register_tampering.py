@@ -25,6 +25,7 @@ from register_testlib import (
     message,
     new_id,
     put,
+    register_config,
     sha256,
     with_options,
 )
@@ -135,8 +136,6 @@ def test_wrong_private_keys_are_refused(tmp_path: Path, database_url: str, keys:
                                          other_keys: KeySet, encrypted: bytes) -> None:
     """The register holds another iplos-2026 than the one the TPF wrapped for; and a file the
     municipality encrypted with another iplos-2026 than the register's."""
-    from conftest import register_config
-
     config = register_config(tmp_path, database_url, other_keys)
     app = create_app(config, today=lambda: TODAY)
     try:
