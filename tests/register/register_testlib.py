@@ -12,12 +12,16 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import os
 import secrets
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pseudonymised_writer as pw
+import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from sqlalchemy import text
@@ -166,6 +170,77 @@ def assert_nothing_loaded(app: Any) -> None:
         assert count(db, table) == 0, table
     assert count(db, "innsendinger", "status = 'lastet'") == 0
     assert not list((register_services(app).config.storage_dir / "innsendinger").iterdir())
+
+
+# --- the real register: ``ipis register serve`` as a process --------------------------------
+
+
+@dataclass
+class RunningRegister:
+    url: str
+    instance: Path
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[str]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def put(self, submission_id: str, data: bytes) -> requests.Response:
+        return requests.put(
+            f"{self.url}/innsendinger/{submission_id}", data=data, timeout=60,
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml",
+                     "X-IPIS-SHA256": sha256(data)},
+        )
+
+    def final(self, submission_id: str) -> dict[str, object]:
+        """Polls as the TPF's outbox does until the answer is final (200)."""
+        answers: list[requests.Response] = []
+
+        def done() -> bool:
+            answers.append(requests.get(f"{self.url}/innsendinger/{submission_id}", timeout=30,
+                                        headers={"Authorization": f"Bearer {TOKEN}"}))
+            return answers[-1].status_code == 200
+
+        from server_testlib import wait_until
+
+        wait_until(done, timeout=120, what=f"endelig svar for {submission_id}")
+        body: dict[str, object] = answers[-1].json()
+        return body
+
+
+def start_register(instance: Path, keys: KeySet, database_url: str = "") -> RunningRegister:
+    """``ipis register serve`` on a free loopback port with ``keys`` installed; waits until it
+    answers. SQLite in the instance folder unless ``database_url`` is PostgreSQL's."""
+    from server_testlib import REPO, free_port, ipis, wait_for_http
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPIS_")}
+    env.update(IPIS_REGISTER_TOKEN=TOKEN, IPIS_REGISTER_WORKER_IDLE_SECONDS="0.2",
+               PYTHONUNBUFFERED="1")
+    if database_url and not database_url.startswith("sqlite"):
+        env["IPIS_REGISTER_DATABASE_URL"] = database_url
+    ipis("keys", "install", "--party", "register", "--instance", str(instance), "--from",
+         str(keys.folder), env=env)
+    port = free_port()
+    log = instance.parent / f"{instance.name}-serve.log"
+    with log.open("w", encoding="utf-8") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ipis_server", "register", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--instance", str(instance)],
+            stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
+        )
+    running = RunningRegister(f"http://127.0.0.1:{port}", instance, env, log, process)
+    try:
+        wait_for_http(running.url + "/logg-inn", process, timeout=60)
+    except BaseException:
+        running.stop()
+        raise
+    return running
 
 
 # --- what the input said ----------------------------------------------------------------------

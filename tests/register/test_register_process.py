@@ -11,18 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pseudonymised_writer as pw
 import pytest
 import requests
 from register_testlib import (
-    TOKEN,
     KeySet,
+    RunningRegister,
     all_text,
     demo_input,
     encrypt,
@@ -31,51 +28,14 @@ from register_testlib import (
     make_keys,
     message,
     new_id,
-    sha256,
+    start_register,
     with_options,
 )
-from server_testlib import REPO, csrf_token, free_port, ipis, wait_for_http, wait_until
+from server_testlib import csrf_token, ipis
 
 from ipis_server.db import open_database
 
 PASSWORD = "et langt passord for testen"
-
-
-@dataclass
-class RunningRegister:
-    url: str
-    instance: Path
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[str]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-    def put(self, submission_id: str, data: bytes) -> requests.Response:
-        return requests.put(
-            f"{self.url}/innsendinger/{submission_id}", data=data, timeout=60,
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml",
-                     "X-IPIS-SHA256": sha256(data)},
-        )
-
-    def final(self, submission_id: str) -> dict[str, object]:
-        """Polls as the TPF's outbox does until the answer is final (200)."""
-        answers: list[requests.Response] = []
-
-        def done() -> bool:
-            answers.append(requests.get(f"{self.url}/innsendinger/{submission_id}", timeout=30,
-                                        headers={"Authorization": f"Bearer {TOKEN}"}))
-            return answers[-1].status_code == 200
-
-        wait_until(done, timeout=120, what=f"endelig svar for {submission_id}")
-        body: dict[str, object] = answers[-1].json()
-        return body
 
 
 @pytest.fixture(scope="module")
@@ -86,25 +46,8 @@ def today_keys(tmp_path_factory: pytest.TempPathFactory) -> KeySet:
 
 @pytest.fixture
 def register(tmp_path: Path, database_url: str, today_keys: KeySet) -> Iterator[RunningRegister]:
-    instance = tmp_path / "register"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IPIS_")}
-    env.update(IPIS_REGISTER_TOKEN=TOKEN, IPIS_REGISTER_WORKER_IDLE_SECONDS="0.2",
-               PYTHONUNBUFFERED="1")
-    if not database_url.startswith("sqlite"):
-        env["IPIS_REGISTER_DATABASE_URL"] = database_url
-    ipis("keys", "install", "--party", "register", "--instance", str(instance), "--from",
-         str(today_keys.folder), env=env)
-    port = free_port()
-    log = tmp_path / "register-serve.log"
-    with log.open("w", encoding="utf-8") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ipis_server", "register", "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--instance", str(instance)],
-            stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
-        )
-    running = RunningRegister(f"http://127.0.0.1:{port}", instance, env, log, process)
+    running = start_register(tmp_path / "register", today_keys, database_url)
     try:
-        wait_for_http(running.url + "/logg-inn", process, timeout=60)
         yield running
     finally:
         running.stop()
