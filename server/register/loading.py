@@ -41,6 +41,7 @@ from ipis_core.faults import (
     KeyNotYetInUse,
     KeyOutsideOverlap,
     LayerAltered,
+    RecordSwapped,
     TransportKeyNotAccepted,
     UnknownKeyName,
 )
@@ -50,7 +51,7 @@ from ..keyring import Keyring
 from .bulk import BulkWriter, bulk_writer
 from .message import ClearPart, DeliveryHeader, Pseudonymisation, read_delivery
 from .models import LOADED, REFUSED, Person, Submission, utcnow
-from .person_data import PersonReader
+from .person_data import END, START, PersonReader, PlainPerson, read_plain
 
 log = logging.getLogger("ipis.register")
 SETTLE_ATTEMPTS = 5
@@ -228,17 +229,32 @@ class _Load:
             self._open_batch()
 
     def _open_batch(self) -> None:
-        """Open and read a batch of records (``RegisterOpener.open_batch``: one parse each)."""
+        """Open, bind and read a batch of records: the common way (``read_plain``) when every
+        record of the batch is written so, else as trees (``RegisterOpener.open_batch``)."""
         assert self._opener is not None and self.header is not None and self.row_id is not None
         batch, self._batch = self._batch, []
-        records = self._opener.open_batch([(number, value) for number, _, value in batch])
-        read, row_id, secret_id = self._reader.read, self.row_id, self._secret_id
-        for (lopenummer, pseudonym, _), record in zip(batch, records, strict=True):
-            if pseudonym is None:
-                self.invalid += 1
-                read(row_id, lopenummer, None, None, record.element)
-            else:
-                read(row_id, lopenummer, pseudonym, secret_id, record.element)
+        opener, row_id, secret_id = self._opener, self.row_id, self._secret_id
+        pairs = [(number, value) for number, _, value in batch]
+        plain = _read_plain(batch, opener.decrypt_batch(pairs))
+        if plain is not None:
+            emit = self._reader.emit_plain
+            for (lopenummer, pseudonym, _), person in zip(batch, plain, strict=True):
+                opener.bind(lopenummer, lopenummer)  # read_plain checked the inner number
+                if pseudonym is None:
+                    self.invalid += 1
+                    emit(row_id, lopenummer, None, None, person)
+                else:
+                    emit(row_id, lopenummer, pseudonym, secret_id, person)
+        else:
+            read = self._reader.read
+            for (lopenummer, pseudonym, _), record in zip(
+                batch, opener.open_batch(pairs), strict=True
+            ):
+                if pseudonym is None:
+                    self.invalid += 1
+                    read(row_id, lopenummer, None, None, record.element)
+                else:
+                    read(row_id, lopenummer, pseudonym, secret_id, record.element)
         self.records += len(batch)
         self._writer.write()
 
@@ -272,6 +288,27 @@ class _Load:
             .where(Submission.id == self.row_id)
             .values(hemmelighet_id=counts.secret_id)
         )
+
+
+def _read_plain(
+    batch: list[tuple[int, str | None, bytes]], plaintexts: list[bytes]
+) -> list[PlainPerson] | None:
+    """Every record of the batch read the common way, or None to read them as trees. A record
+    whose inner number is not its envelope's is refused here, as ``RegisterOpener.bind``
+    would (before its data is looked at, as on the trees' way)."""
+    people = []
+    for (lopenummer, _, _), plaintext in zip(batch, plaintexts, strict=True):
+        start = START.match(plaintext)
+        if start is None or not plaintext.endswith(END):
+            return None
+        inside = int(start.group(1))
+        if inside != lopenummer:
+            raise RecordSwapped(lopenummer, inside)
+        person = read_plain(plaintext[start.end() : -len(END)], lopenummer)
+        if person is None:
+            return None
+        people.append(person)
+    return people
 
 
 def _settle_current(connection: Connection, row_id: int, header: DeliveryHeader,

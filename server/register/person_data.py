@@ -24,6 +24,7 @@ import datetime as dt
 import functools
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from decimal import Decimal
 
 from ipis_core.faults import (
@@ -141,6 +142,24 @@ class PersonReader:
                 raise PersonFieldUnknown(lopenummer, _tag(child))
         self._persons.append((submission, lopenummer, pseudonym, secret_id, household, death))
 
+    def emit_plain(
+        self,
+        submission: int,
+        lopenummer: int,
+        pseudonym: str | None,
+        secret_id: str | None,
+        person: PlainPerson,
+    ) -> None:
+        """The rows of a person ``read_plain`` has read (the same rows as ``read``)."""
+        household, death, assessments, services, diagnoses = person
+        for number, assessment in enumerate(assessments, 1):
+            self._assessments.append((submission, lopenummer, number, *assessment))
+        for number, service in enumerate(services, 1):
+            self._services.append((submission, lopenummer, number, *service))
+        for number, code in enumerate(diagnoses, 1):
+            self._diagnoses.append((submission, lopenummer, number, code))
+        self._persons.append((submission, lopenummer, pseudonym, secret_id, household, death))
+
 
 def _no_text(element: ET.Element, lopenummer: int, where: str) -> None:
     if (element.text or "").strip():
@@ -205,7 +224,12 @@ def _variable_fault(variable: ET.Element, lopenummer: int) -> Exception:
 
 
 def _service(element: ET.Element, lopenummer: int) -> Row:
-    attributes = element.attrib
+    if len(element) or (element.text is not None and element.text.strip()):
+        raise PersonFieldInvalid(lopenummer, "Tjeneste", "skal være tomt")
+    return _service_values(element.attrib, lopenummer)
+
+
+def _service_values(attributes: Mapping[str, str], lopenummer: int) -> Row:
     code = SERVICE_CODES.get(attributes.get("kode", ""))
     start = attributes.get("fra")
     end = attributes.get("til")
@@ -217,10 +241,8 @@ def _service(element: ET.Element, lopenummer: int) -> Row:
         or (end is not None and (not _valid_date(end) or end < start))  # ISO dates sort as text
         or (hours is not None and not _valid_hours(hours))
         or len(attributes) != 2 + (end is not None) + (hours is not None)
-        or len(element)
-        or (element.text is not None and element.text.strip())
     ):
-        raise _service_fault(element, lopenummer)
+        raise _service_fault(attributes, lopenummer)
     return (code, start, end, hours)
 
 
@@ -229,13 +251,10 @@ def _valid_hours(text: str) -> bool:
     return _HOURS.fullmatch(text) is not None and Decimal(text) <= MAX_HOURS
 
 
-def _service_fault(element: ET.Element, lopenummer: int) -> Exception:
+def _service_fault(attributes: Mapping[str, str], lopenummer: int) -> Exception:
     """Why a Tjeneste was refused, the first rule it breaks."""
-    attributes = element.attrib
     if not attributes.keys() <= _SERVICE_ATTRIBUTES:
         return PersonFieldUnknown(lopenummer, "et attributt på Tjeneste")
-    if len(element) or (element.text or "").strip():
-        return PersonFieldInvalid(lopenummer, "Tjeneste", "skal være tomt")
     if "kode" not in attributes:
         return PersonFieldMissing(lopenummer, "Tjeneste/@kode")
     if attributes["kode"] not in SERVICE_CODES:
@@ -257,9 +276,110 @@ def _service_fault(element: ET.Element, lopenummer: int) -> Exception:
 def _diagnosis(element: ET.Element, lopenummer: int) -> str:
     if set(element.attrib) != {"kode"} or len(element) or (element.text or "").strip():
         raise PersonFieldInvalid(lopenummer, "Diagnose", "skal være tomt med bare @kode")
-    code = element.attrib["kode"]
+    return _diagnosis_code(element.attrib["kode"], lopenummer)
+
+
+def _diagnosis_code(code: str, lopenummer: int) -> str:
     if not _DIAGNOSIS.fullmatch(code):
         raise PersonFieldInvalid(
             lopenummer, "Diagnose/@kode", "må være en ICD-10- eller ICPC-2-kode"
         )
     return code
+
+
+# --- the fast path: a person written the common way, read without building a tree -------------
+#
+# Most records hold their elements exactly as fagsystems write them: attribute values in double
+# quotes, one space apart, no entity, no comment. ``read_plain`` reads such a record with one
+# regular expression per element (a third of the time of parsing it into a tree and walking
+# it, for 100 000 persons), and gives up — returns None — at anything else, which then goes the
+# tree's way. Every value it accepts is one an XML parser would read identically (no ``&``,
+# no ``<``, no tab or line break inside an attribute value, which XML would normalise), and
+# every rule is the same function as on the tree's way.
+
+_VALUE = rb'"([^"<&\t\n\r]*)"'
+_TOKEN = re.compile(
+    rb"<(Husstand|Dodsdato)>([^<&]*)</\1>"
+    rb"|<Vurdering dato=" + _VALUE + rb">((?:<Variabel [^<>]*/>)+)</Vurdering>"
+    rb"|<Tjeneste((?: [A-Za-z]+=\"[^\"<&\t\n\r]*\")+) ?/>"
+    rb"|<Diagnose kode=" + _VALUE + rb" ?/>"
+)
+_VARIABLE = re.compile(rb"<Variabel kode=" + _VALUE + rb" skar=" + _VALUE + rb" ?/>")
+_ATTRIBUTE = re.compile(rb' ([A-Za-z]+)="([^"]*)"')
+START = re.compile(rb'<Person lopenummer="([1-9][0-9]{0,8})">')
+END = b"</Person>"
+
+PlainPerson = tuple[int | None, str | None, list[tuple[object, ...]], list[Row], list[str]]
+
+
+def read_plain(body: bytes, lopenummer: int) -> PlainPerson | None:
+    """(husstand, dødsdato, vurderinger, tjenester, diagnoser) of a person's elements written
+    the common way, checked by the same rules as on the tree's way; None for anything else."""
+    household: int | None = None
+    death: str | None = None
+    seen_household = seen_death = False
+    assessments: list[tuple[object, ...]] = []
+    services: list[Row] = []
+    diagnoses: list[str] = []
+    position, end, match = 0, len(body), _TOKEN.match
+    while position < end:
+        found = match(body, position)
+        if found is None:
+            return None
+        position = found.end()
+        leaf, text, date, variables, attributes, code = found.groups()
+        if leaf == b"Husstand":
+            if seen_household:
+                raise PersonFieldRepeated(lopenummer, "Husstand")
+            seen_household = True
+            household = HOUSEHOLDS.get(text.decode("utf-8", "replace").strip())
+            if household is None:
+                raise PersonFieldInvalid(lopenummer, "Husstand", "må være 1, 2 eller 3")
+        elif leaf == b"Dodsdato":
+            if seen_death:
+                raise PersonFieldRepeated(lopenummer, "Dodsdato")
+            seen_death = True
+            death = text.decode("utf-8", "replace").strip()
+            if not _valid_date(death):
+                raise PersonFieldInvalid(lopenummer, "Dodsdato", "må være en dato (ÅÅÅÅ-MM-DD)")
+        elif date is not None:
+            row = _plain_assessment(date.decode("utf-8", "replace"), variables, lopenummer)
+            if row is None:
+                return None
+            assessments.append(row)
+        elif attributes is not None:
+            pairs = _ATTRIBUTE.findall(attributes)
+            names = {name.decode(): value.decode("utf-8", "replace") for name, value in pairs}
+            if len(names) != len(pairs):
+                return None  # an attribute twice: not XML; the tree's way refuses it
+            services.append(_service_values(names, lopenummer))
+        else:
+            diagnoses.append(_diagnosis_code(code.decode("utf-8", "replace"), lopenummer))
+    return household, death, assessments, services, diagnoses
+
+
+def _plain_assessment(date: str, variables: bytes, lopenummer: int) -> tuple[object, ...] | None:
+    if not _valid_date(date):
+        raise PersonFieldInvalid(lopenummer, "Vurdering/@dato", "må være en dato (ÅÅÅÅ-MM-DD)")
+    scores: list[int | None] = list(_NO_SCORES)
+    position, end, match = 0, len(variables), _VARIABLE.match
+    while position < end:
+        found = match(variables, position)
+        if found is None:
+            return None  # a Variabel written another way: the tree's way reads it
+        position = found.end()
+        code, score = found.group(1).decode("utf-8", "replace"), found.group(2).decode(
+            "utf-8", "replace"
+        )
+        index_score = _SCORE.get((code, score))
+        if index_score is None:
+            if code not in _VARIABLE_INDEX:
+                raise PersonFieldInvalid(
+                    lopenummer, "Vurdering/Variabel/@kode", "må være en av de 17 IPLOS-variablene"
+                )
+            raise PersonFieldInvalid(lopenummer, "Vurdering/Variabel/@skar", "må være 1–5 eller 9")
+        index, value = index_score
+        if scores[index] is not None:
+            raise PersonFieldRepeated(lopenummer, f"variabelen {VARIABLES[index]} i en Vurdering")
+        scores[index] = value
+    return (date, *scores)

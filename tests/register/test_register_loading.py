@@ -162,3 +162,18 @@ def test_parallel_loads_for_one_period_leave_one_current(svc: RegisterServices, 
     assert [s["innsending_id"] for s in current] == [ids[-1]]
     assert all(stored[i]["erstattet_av"] is not None for i in ids[:-1])
     assert count(svc.db, "personer") == 8 * 120
+
+
+def test_records_written_another_way_are_read_as_trees(svc: RegisterServices,
+                                                       keys: KeySet) -> None:
+    """A character reference and single quotes send their batch the tree's way: the same
+    rows as the input says."""
+    plain = demo_input(40, seed=6)
+    plain = plain.replace(b"<Husstand>1</Husstand>", b"<Husstand>&#x31;</Husstand>", 1)
+    plain = plain.replace(b'<Diagnose kode="', b"<Diagnose  kode=\"", 1)
+    submission = new_id()
+    assert _load(svc, message(encrypt(plain, keys), keys, submission), submission).loaded
+    expected = input_persons(plain)
+    exported = list(rows(svc.db))
+    assert [(r["husstand"], r["diagnoser"], r["tjenester"], r["vurderinger"]) for r in exported] \
+        == [(p.husstand, p.diagnoser, p.tjenester, p.vurderinger) for p in expected]
