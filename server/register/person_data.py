@@ -305,6 +305,10 @@ _TOKEN = re.compile(
     rb"|<Diagnose kode=" + _VALUE + rb" ?/>"
 )
 _VARIABLE = re.compile(rb"<Variabel kode=" + _VALUE + rb" skar=" + _VALUE + rb" ?/>")
+_VARIABLES = re.compile(
+    rb'(?:<Variabel kode="[^"<&\t\n\r]*" skar="[^"<&\t\n\r]*" ?/>)+'
+)
+_SCORE_BYTES = {(code.encode(), text.encode()): found for (code, text), found in _SCORE.items()}
 _ATTRIBUTE = re.compile(rb' ([A-Za-z]+)="([^"]*)"')
 START = re.compile(rb'<Person lopenummer="([1-9][0-9]{0,8})">')
 END = b"</Person>"
@@ -361,18 +365,13 @@ def read_plain(body: bytes, lopenummer: int) -> PlainPerson | None:
 def _plain_assessment(date: str, variables: bytes, lopenummer: int) -> tuple[object, ...] | None:
     if not _valid_date(date):
         raise PersonFieldInvalid(lopenummer, "Vurdering/@dato", "må være en dato (ÅÅÅÅ-MM-DD)")
+    if not _VARIABLES.fullmatch(variables):
+        return None  # a Variabel written another way: the tree's way reads it
     scores: list[int | None] = list(_NO_SCORES)
-    position, end, match = 0, len(variables), _VARIABLE.match
-    while position < end:
-        found = match(variables, position)
-        if found is None:
-            return None  # a Variabel written another way: the tree's way reads it
-        position = found.end()
-        code, score = found.group(1).decode("utf-8", "replace"), found.group(2).decode(
-            "utf-8", "replace"
-        )
-        index_score = _SCORE.get((code, score))
+    for pair in _VARIABLE.findall(variables):
+        index_score = _SCORE_BYTES.get(pair)
         if index_score is None:
+            code = pair[0].decode("utf-8", "replace")
             if code not in _VARIABLE_INDEX:
                 raise PersonFieldInvalid(
                     lopenummer, "Vurdering/Variabel/@kode", "må være en av de 17 IPLOS-variablene"
