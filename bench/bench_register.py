@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests" / "server"))
 PERSONS = {50: 110_000, 5: 11_000}
 TARGET_SECONDS = 3.0
 TODAY = dt.date.today()
+CPU: list[float] = []  # CPU seconds of each measured command, in order
 
 
 def ipis() -> list[str]:
@@ -47,7 +48,8 @@ def ipis() -> list[str]:
 
 def measured(command: list[str], env: dict[str, str] | None = None,
              ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB (the child's own rusage) and output of one command."""
+    """Wall seconds, peak RSS in MB (the child's own rusage) and output of one command; the
+    child's CPU seconds (user + system, the steadier figure on a shared machine) go to CPU."""
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              env={**os.environ, **(env or {})})
@@ -58,6 +60,7 @@ def measured(command: list[str], env: dict[str, str] | None = None,
     code = os.waitstatus_to_exitcode(status)
     if code not in ok:
         raise SystemExit(f"failed ({code}): {' '.join(command)}\n{output}")
+    CPU.append(usage.ru_utime + usage.ru_stime)
     return wall, usage.ru_maxrss / 1024, output
 
 
@@ -176,27 +179,36 @@ def main() -> int:
             cluster = found[1]
     missed = []
     try:
-        encrypts = [encrypt(plain, keys, OUT / "ut.kryptert.xml") for _ in range(runs)]
-        for n, (wall, rss) in enumerate(encrypts, 1):
-            print(f"  encrypt run {n}: {wall:.2f} s, peak RSS {rss:.0f} MB "
+        encrypts, encrypt_cpu = [], []
+        for n in range(1, runs + 1):
+            wall, rss = encrypt(plain, keys, OUT / "ut.kryptert.xml")
+            encrypts.append((wall, rss))
+            encrypt_cpu.append(CPU[-1])
+            print(f"  encrypt run {n}: {wall:.2f} s, CPU {CPU[-1]:.2f} s, peak RSS {rss:.0f} MB "
                   f"(load {os.getloadavg()[0]:.1f})")
         encrypt_wall = statistics.median(w for w, _ in encrypts)
-        print(f"ipis encrypt, 50 MB: median {encrypt_wall:.2f} s, peak RSS "
-              f"{max(r for _, r in encrypts):.0f} MB")
+        encrypt_cpu_median = statistics.median(encrypt_cpu)
+        print(f"ipis encrypt, 50 MB: median {encrypt_wall:.2f} s wall, {encrypt_cpu_median:.2f} s "
+              f"CPU, peak RSS {max(r for _, r in encrypts):.0f} MB")
         small = prepare(5)[2] if not args.quick else None
         for name, url in databases:
             start = start_cost(keys, url)
-            loads = []
+            start_cpu = statistics.median(CPU[-3:])
+            loads, load_cpu = [], []
             for n in range(runs):
                 wall, rss = load(message, keys, url)
                 loads.append((wall, rss))
-                print(f"  {name} load run {n + 1}: {wall:.2f} s, peak RSS {rss:.0f} MB "
-                      f"(load {os.getloadavg()[0]:.1f})")
+                load_cpu.append(CPU[-1])
+                print(f"  {name} load run {n + 1}: {wall:.2f} s, CPU {CPU[-1]:.2f} s, peak RSS "
+                      f"{rss:.0f} MB (load {os.getloadavg()[0]:.1f})")
             median = statistics.median(w for w, _ in loads)
+            cpu = statistics.median(load_cpu)
             peak = max(r for _, r in loads)
-            print(f"ipis register load, 50 MB, {name}: median {median:.2f} s "
+            print(f"ipis register load, 50 MB, {name}: median {median:.2f} s wall "
                   f"({median - start:.2f} s without the command's start of {start:.2f} s), "
-                  f"peak RSS {peak:.0f} MB; load/encrypt = {median / encrypt_wall:.2f}")
+                  f"{cpu:.2f} s CPU ({cpu - start_cpu:.2f} s without the start), peak RSS "
+                  f"{peak:.0f} MB; load/encrypt = {median / encrypt_wall:.2f} (wall), "
+                  f"{cpu / encrypt_cpu_median:.2f} (CPU)")
             if small is not None:
                 small_wall, small_rss = load(small, keys, url)
                 print(f"  {name}, 5 MB (11 000 persons): {small_wall:.2f} s, peak RSS "
