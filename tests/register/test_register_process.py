@@ -77,6 +77,14 @@ def test_the_real_register(register: RunningRegister, today_keys: KeySet, databa
     assert register.final(swapped)["melding"] == (
         "Personposten med løpenummer 1 inneholder posten med løpenummer 2: postene er byttet "
         "om eller flyttet.")
+    def flip(blob: bytes) -> bytes:
+        return blob[:100] + bytes([blob[100] ^ 1]) + blob[101:]
+
+    altered = new_id()
+    assert register.put(altered, message(encrypted, today_keys, altered,
+                                         with_options(tamper_ciphertext=flip))).status_code == 202
+    assert register.final(altered) == {"status": "avvist", "melding": (
+        "Det pseudonymiserte laget kunne ikke dekrypteres: filen er endret eller skadet.")}
     downgraded = new_id()
     refused = register.put(downgraded, message(encrypted, today_keys, downgraded,
                                                with_options(layer_algorithm=pw.AES256_CBC)))
