@@ -376,16 +376,21 @@ class PseudonymisedParser:
         position = 0
         match = _PERSON.match
         handler_person = self._handler.person
+        a2b_base64 = binascii.a2b_base64
         while True:
             found = match(buffer, position)
             if found is not None:
                 number, pseudonym, text = found.groups()
                 lopenummer = int(number)
                 self._lopenummer = lopenummer
+                try:  # the expression's class has no whitespace: the text is base64 as it is
+                    cipher_value = a2b_base64(text, strict_mode=True)
+                except (ValueError, binascii.Error):
+                    raise _unreadable(f"personposten med løpenummer {lopenummer}: CipherValue "
+                                      "er ikke base64") from None
                 handler_person(
-                    lopenummer,
-                    pseudonym.decode() if pseudonym is not None else None,
-                    _base64(text.decode(), f"personposten med løpenummer {lopenummer}"),
+                    lopenummer, pseudonym.decode() if pseudonym is not None else None,
+                    cipher_value,
                 )
                 position = found.end()
                 continue
