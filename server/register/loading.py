@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import io
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +43,6 @@ from ipis_core.faults import (
     KeyNotYetInUse,
     KeyOutsideOverlap,
     LayerAltered,
-    RecordSwapped,
     TransportKeyNotAccepted,
     UnknownKeyName,
 )
@@ -49,9 +50,10 @@ from ipis_core.faults import (
 from ..db import Database
 from ..keyring import Keyring
 from .bulk import BulkWriter, bulk_writer
+from .helper import MIN_BYTES, Helper
 from .message import ClearPart, DeliveryHeader, Pseudonymisation, read_delivery
 from .models import LOADED, REFUSED, Person, Submission, utcnow
-from .person_data import END, START, PersonReader, PlainPerson, read_plain
+from .person_data import PersonReader, PlainPerson, read_plain_batch
 
 log = logging.getLogger("ipis.register")
 SETTLE_ATTEMPTS = 5
@@ -145,8 +147,10 @@ class _Load:
         today: dt.date,
         submission_id: str | None,
         received_at: dt.datetime,
+        helper: Helper | None = None,
     ) -> None:
         self._connection = connection
+        self._helper = helper
         self._keyring = keyring
         self._today = today
         self._submission_id = submission_id
@@ -229,17 +233,39 @@ class _Load:
             self._open_batch()
 
     def _open_batch(self) -> None:
-        """Open, bind and read a batch of records: the common way (``read_plain``) when every
-        record of the batch is written so, else as trees (``RegisterOpener.open_batch``)."""
-        assert self._opener is not None and self.header is not None and self.row_id is not None
+        """Authenticate a batch of records (here, always), then read it: in the helper process
+        when there is one, the results taken back in order (``_read``)."""
+        assert self._opener is not None
         batch, self._batch = self._batch, []
+        numbers = [number for number, _, _ in batch]
+        try:
+            plaintexts = self._opener.decrypt_batch([(n, v) for n, _, v in batch])
+        except IplosFault:
+            self._drain()  # the batches before it first: the first fault in file order
+            raise
+        if self._helper is None:
+            self._read(batch, numbers, plaintexts, None)
+            return
+        for done in self._helper.send(batch, numbers, plaintexts):
+            self._read(*done)  # type: ignore[arg-type]
+
+    def _drain(self) -> None:
+        if self._helper is not None:
+            for done in self._helper.drain():
+                self._read(*done)  # type: ignore[arg-type]
+
+    def _read(self, batch: list[tuple[int, str | None, bytes]], numbers: list[int],
+              plaintexts: list[bytes], plain: list[PlainPerson] | None) -> None:
+        """Bind and write one batch: read the common way (by the helper, or here, which also
+        refuses a bad record), else as trees (``RegisterOpener.open_batch``)."""
+        assert self._opener is not None and self.row_id is not None
         opener, row_id, secret_id = self._opener, self.row_id, self._secret_id
-        pairs = [(number, value) for number, _, value in batch]
-        plain = _read_plain(batch, opener.decrypt_batch(pairs))
+        if plain is None:
+            plain = read_plain_batch(numbers, plaintexts)
         if plain is not None:
             emit = self._reader.emit_plain
             for (lopenummer, pseudonym, _), person in zip(batch, plain, strict=True):
-                opener.bind(lopenummer, lopenummer)  # read_plain checked the inner number
+                opener.bind(lopenummer, lopenummer)  # read_plain_batch checked the inner number
                 if pseudonym is None:
                     self.invalid += 1
                     emit(row_id, lopenummer, None, None, person)
@@ -247,6 +273,7 @@ class _Load:
                     emit(row_id, lopenummer, pseudonym, secret_id, person)
         else:
             read = self._reader.read
+            pairs = [(number, value) for number, _, value in batch]
             for (lopenummer, pseudonym, _), record in zip(
                 batch, opener.open_batch(pairs), strict=True
             ):
@@ -262,6 +289,7 @@ class _Load:
         assert self._opener is not None and self.header is not None and self.row_id is not None
         if self._batch:
             self._open_batch()
+        self._drain()
         self.counts = counts
         opener = self._opener
         opener.read_control(control)
@@ -288,27 +316,6 @@ class _Load:
             .where(Submission.id == self.row_id)
             .values(hemmelighet_id=counts.secret_id)
         )
-
-
-def _read_plain(
-    batch: list[tuple[int, str | None, bytes]], plaintexts: list[bytes]
-) -> list[PlainPerson] | None:
-    """Every record of the batch read the common way, or None to read them as trees. A record
-    whose inner number is not its envelope's is refused here, as ``RegisterOpener.bind``
-    would (before its data is looked at, as on the trees' way)."""
-    people = []
-    for (lopenummer, _, _), plaintext in zip(batch, plaintexts, strict=True):
-        start = START.match(plaintext)
-        if start is None or not plaintext.endswith(END):
-            return None
-        inside = int(start.group(1))
-        if inside != lopenummer:
-            raise RecordSwapped(lopenummer, inside)
-        person = read_plain(plaintext[start.end() : -len(END)], lopenummer)
-        if person is None:
-            return None
-        people.append(person)
-    return people
 
 
 def _settle_current(connection: Connection, row_id: int, header: DeliveryHeader,
@@ -408,20 +415,39 @@ def load_delivery(
     submission_id: str | None,
     received_at: dt.datetime,
     today: dt.date | None = None,
+    helper: bool | None = None,
 ) -> LoadOutcome:
     """Load one delivery (``source``: the pseudonymised message as the TPF sent it) and
     return what became of it; each submission is loaded once (a second time returns the first
     outcome). ``submission_id``: the id it was delivered under, or None for a file loaded by
-    hand (``ipis register load``): then the id inside it."""
+    hand (``ipis register load``): then the id inside it. ``helper``: read the persons' data
+    in a helper process (helper.py); None: when the file is large enough to gain from it."""
     if submission_id is not None:
         with db.engine.connect() as connection:
             known = stored_outcome(connection, submission_id)
         if known is not None:
             return known
     day = today or dt.date.today()
+    use_helper = helper if helper is not None else _size(source) >= MIN_BYTES
+    with contextlib.ExitStack() as stack:
+        reader = Helper() if use_helper else None
+        if reader is not None:
+            stack.callback(reader.close)
+        return _load(db, keyring, source, submission_id, received_at, day, reader)
+
+
+def _size(source: BinaryIO) -> int:
+    try:
+        return os.fstat(source.fileno()).st_size
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return 0
+
+
+def _load(db: Database, keyring: Keyring, source: BinaryIO, submission_id: str | None,
+          received_at: dt.datetime, day: dt.date, reader: Helper | None) -> LoadOutcome:
     with _COLLECTOR.paused(), db.engine.connect() as connection:
         transaction = connection.begin()
-        load = _Load(connection, keyring, day, submission_id, received_at)
+        load = _Load(connection, keyring, day, submission_id, received_at, reader)
         try:
             read_delivery(source, load.transport_key, load)
             assert load.header is not None and load.row_id is not None

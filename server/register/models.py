@@ -42,18 +42,12 @@ from ..dbtypes import UtcDateTime
 from ..dbtypes import utcnow as utcnow
 from ..intake import ReceivedColumns
 from ..outbox import LeaseColumns
+from .variables import VARIABLE_COLUMNS as VARIABLE_COLUMNS
+from .variables import VARIABLES as VARIABLES
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version_register"  # its own, should it share a database with another
 
-# The IPLOS variables of a Vurdering (formats §1), as the format spells them; each is a column
-# of ``vurderinger`` under its lower-case name.
-VARIABLES = (
-    "SOSIAL_DELTAKELSE", "BESLUTNINGER", "EGEN_HELSE", "HUSARBEID", "VARER_TJENESTER",
-    "PERSONLIG_HYGIENE", "PAKLEDNING", "SPISE", "LAGE_MAT", "BEVEGE_INNENDORS",
-    "BEVEGE_UTENDORS", "TOALETT", "ATFERD", "HUKOMMELSE", "KOMMUNIKASJON", "SYN", "HORSEL",
-)  # fmt: skip
-VARIABLE_COLUMNS = tuple(code.lower() for code in VARIABLES)
 
 LOADED = "lastet"
 REFUSED = "avvist"

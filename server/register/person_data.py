@@ -32,9 +32,10 @@ from ipis_core.faults import (
     PersonFieldMissing,
     PersonFieldRepeated,
     PersonFieldUnknown,
+    RecordSwapped,
 )
 
-from .models import VARIABLES
+from .variables import VARIABLES
 
 SCORES = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "9": 9}
 HOUSEHOLDS = {"1": 1, "2": 2, "3": 3}
@@ -382,3 +383,22 @@ def _plain_assessment(date: str, variables: bytes, lopenummer: int) -> tuple[obj
             raise PersonFieldRepeated(lopenummer, f"variabelen {VARIABLES[index]} i en Vurdering")
         scores[index] = value
     return (date, *scores)
+
+
+def read_plain_batch(numbers: list[int], plaintexts: list[bytes]) -> list[PlainPerson] | None:
+    """Every record of a batch read the common way, or None to read them as trees. A record
+    whose inner number is not its envelope's (``numbers``) is refused here, as
+    ``RegisterOpener.bind`` would, before its data is looked at (as on the trees' way)."""
+    people = []
+    for lopenummer, plaintext in zip(numbers, plaintexts, strict=True):
+        start = START.match(plaintext)
+        if start is None or not plaintext.endswith(END):
+            return None
+        inside = int(start.group(1))
+        if inside != lopenummer:
+            raise RecordSwapped(lopenummer, inside)
+        person = read_plain(plaintext[start.end() : -len(END)], lopenummer)
+        if person is None:
+            return None
+        people.append(person)
+    return people

@@ -177,3 +177,41 @@ def test_records_written_another_way_are_read_as_trees(svc: RegisterServices,
     exported = list(rows(svc.db))
     assert [(r["husstand"], r["diagnoser"], r["tjenester"], r["vurderinger"]) for r in exported] \
         == [(p.husstand, p.diagnoser, p.tjenester, p.vurderinger) for p in expected]
+
+
+def test_the_helper_process_reads_the_same_and_refuses_the_same(svc: RegisterServices,
+                                                                 keys: KeySet) -> None:
+    """A large delivery's persons are read in a helper process (helper.py), forced here on a
+    small one: the same rows; a swapped record in the second batch and a foreign one in the
+    third are refused with the same messages as without the helper (the first in file order)."""
+    plain = demo_input(700, seed=12)
+    encrypted = encrypt(plain, keys)
+    submission = new_id()
+    data = message(encrypted, keys, submission)
+    outcome = load_delivery(svc.db, svc.keyring, stream(data), submission, RECEIVED, TODAY,
+                            helper=True)
+    assert outcome.loaded and outcome.persons == 700
+    expected = input_persons(plain)
+    exported = list(rows(svc.db))
+    assert [(r["pseudonym"], r["husstand"], r["dodsdato"], r["vurderinger"], r["tjenester"],
+             r["diagnoser"]) for r in exported] == [
+        (pw.pseudonym(SECRET, p.fodselsnummer), p.husstand, p.dodsdato, p.vurderinger,
+         p.tjenester, p.diagnoser) for p in expected]
+    other = encrypt(demo_input(3, seed=13), keys)
+    foreign = pw.open_input(other, keys.tpf_private).persons[0].encrypted
+
+    def tamper(persons: list[pw.OutPerson]) -> list[pw.OutPerson]:
+        persons[299].encrypted, persons[300].encrypted = (persons[300].encrypted,
+                                                          persons[299].encrypted)
+        persons[600].encrypted = foreign
+        return persons
+
+    for helper in (False, True):
+        submission = new_id()
+        refused = load_delivery(svc.db, svc.keyring,
+                                stream(message(encrypted, keys, submission,
+                                               with_options(persons=tamper))),
+                                submission, RECEIVED, TODAY, helper=helper)
+        assert refused.message == ("Personposten med løpenummer 300 inneholder posten med "
+                                   "løpenummer 301: postene er byttet om eller flyttet."), helper
+    assert count(svc.db, "personer") == 700
