@@ -60,6 +60,9 @@ from .xmlenc import (
 )
 
 _NS = {"xenc": XENC_NS, "ds": DS_NS, "xenc11": XENC11_NS}
+# The most persons a file may count: ten times Oslo's 100 000 per 500 MB (formats §1), so a
+# count or a løpenummer cannot make the register reserve memory without bound.
+MAX_PERSONS = 10_000_000
 
 
 def load_private_key(pem: bytes) -> rsa.RSAPrivateKey:
@@ -533,28 +536,51 @@ def check_sender(envelope: Envelope, sender: SenderNumbers) -> None:
 class RegisterRecord:
     lopenummer: int
     person_xml: bytes  # <Person lopenummer="n">…the person's data…</Person>
+    element: ET.Element  # the same, parsed (the register reads the person's data from it)
 
 
 class RegisterOpener:
-    """The register's side: open person records and check the record binding."""
+    """The register's side: open person records and check the record binding.
+
+    ``control`` is the encrypted Registerkontroll. The register reads the pseudonymised message
+    as a stream and meets the Registerkontroll after the persons (docs/formater.md §4), so it
+    may come later through ``read_control``: until then a record's number is checked against
+    the count at ``finish``, which refuses the message all the same."""
 
     def __init__(
-        self, register_private_key: rsa.RSAPrivateKey, register_key: WrappedKey, control: bytes
+        self,
+        register_private_key: rsa.RSAPrivateKey,
+        register_key: WrappedKey,
+        control: bytes | None = None,
     ) -> None:
         self._aead = AESGCM(unwrap_key(register_private_key, register_key, "registerlaget"))
+        self.file_id = ""
+        self.expected: int | None = None
+        self.sender: SenderNumbers | None = None
+        # One byte per løpenummer: 110 kB for 110 000 persons, where a set of ints takes MBs.
+        self._seen = bytearray()
+        if control is not None:
+            self.read_control(control)
+
+    def read_control(self, control: bytes) -> None:
+        """Open the Registerkontroll: the file's id, its number of persons and its sender."""
         control_xml = self._open(control, "Registerkontrollen")
         element = _parse_plaintext(control_xml)
         if element.tag != "Registerkontroll":
             raise TpfLayerMalformed("Registerkontroll har feil innhold")
         self.file_id = element.get("filId", "")
-        self.expected = int(element.get("antallPersoner", "-1"))
+        try:
+            self.expected = int(element.get("antallPersoner", "-1"))
+        except ValueError:
+            raise TpfLayerMalformed("Registerkontroll har feil antall") from None
+        if not 0 <= self.expected <= MAX_PERSONS:
+            raise TpfLayerMalformed("Registerkontroll har feil antall")
         # The sender as the encryption module read it: the register can trust it.
         self.sender = SenderNumbers(
             kommunenummer=element.get("kommunenummer", ""),
             bydelsnummer=element.get("bydelsnummer", ""),
             organisasjonsnummer=element.get("organisasjonsnummer", ""),
         )
-        self._seen: set[int] = set()
 
     def _open(self, cipher_value: bytes, what: str) -> bytes:
         if len(cipher_value) < GCM_IV_BYTES + GCM_TAG_BYTES:
@@ -569,19 +595,83 @@ class RegisterOpener:
         """Decrypt one person record that its envelope says has ``lopenummer``."""
         plaintext = self._open(cipher_value, f"Personposten med løpenummer {lopenummer}")
         element = _parse_plaintext(plaintext)
-        inside = int(element.get("lopenummer", "0"))
+        try:
+            inside = int(element.get("lopenummer", "0"))
+        except ValueError:
+            inside = 0
         if element.tag != "Person" or inside != lopenummer:
             raise RecordSwapped(lopenummer, inside)
-        if inside in self._seen:
+        self._mark(inside)
+        return RegisterRecord(inside, plaintext, element)
+
+    def decrypt_batch(self, batch: list[tuple[int, bytes]]) -> list[bytes]:
+        """The plaintexts of a batch of records, each authenticated under this file's key (a
+        record of another file, or altered, is refused by its number). Their binding is the
+        caller's to check, with ``bind`` (``open_batch`` does both)."""
+        return [
+            self._open(cipher_value, f"Personposten med løpenummer {lopenummer}")
+            for lopenummer, cipher_value in batch
+        ]
+
+    def bind(self, lopenummer: int, inside: int) -> None:
+        """The record binding of one record whose envelope says ``lopenummer`` and whose
+        plaintext's ``Person`` says ``inside``: the same number, seen once, within the count."""
+        if inside != lopenummer:
+            raise RecordSwapped(lopenummer, inside)
+        self._mark(inside)
+
+    def open_batch(self, batch: list[tuple[int, bytes]]) -> list[RegisterRecord]:
+        """``open`` for many records, parsed together (one parser for the batch, not one per
+        record: a third of the time for 100 000 persons).
+
+        The batch parse yields exactly one ``Person`` per record, in order, each with its
+        envelope's løpenummer — or every record is opened alone, so a fault names its record
+        just as ``open`` does. Records are authenticated one by one, so only their author (the
+        encryption module, holding this file's key) could write two that parse together but
+        not apart, and only about its own data; swaps, duplicates, drops and moves by anyone
+        else are refused as by ``open``."""
+        plaintexts = self.decrypt_batch(batch)
+        joined = b"".join(plaintexts)
+        if b"<!" in joined or b"<?" in joined:
+            return [self.open(n, c) for n, c in batch]  # refused there, with its record
+        try:
+            elements = list(ET.fromstring(b"<r>" + joined + b"</r>"))  # noqa: S314 - no DOCTYPE
+        except ET.ParseError:
+            return [self.open(n, c) for n, c in batch]
+        if len(elements) != len(batch):
+            return [self.open(n, c) for n, c in batch]
+        records = []
+        for (lopenummer, _), plaintext, element in zip(batch, plaintexts, elements, strict=True):
+            try:
+                inside = int(element.get("lopenummer", "0"))
+            except ValueError:
+                inside = 0
+            if element.tag != "Person":
+                raise RecordSwapped(lopenummer, inside)
+            self.bind(lopenummer, inside)
+            records.append(RegisterRecord(inside, plaintext, element))
+        return records
+
+    def _mark(self, inside: int) -> None:
+        seen = self._seen
+        if inside < len(seen) and seen[inside]:
             raise RecordDuplicated(inside)
-        if not 1 <= inside <= self.expected:
-            raise RecordOutOfRange(inside, self.expected)
-        self._seen.add(inside)
-        return RegisterRecord(inside, plaintext)
+        limit = self.expected if self.expected is not None else MAX_PERSONS
+        if not 1 <= inside <= limit:
+            raise RecordOutOfRange(inside, limit)
+        if inside >= len(seen):
+            seen.extend(bytes(max(inside + 1 - len(seen), len(seen))))
+        seen[inside] = 1
 
     def finish(self) -> None:
-        """All records were opened: none missing."""
-        missing = [n for n in range(1, self.expected + 1) if n not in self._seen]
+        """All records were opened: none outside the count, none missing."""
+        if self.expected is None:
+            raise TpfLayerMalformed("Registerkontroll mangler")
+        seen = self._seen
+        beyond = seen.find(1, self.expected + 1)
+        if beyond >= 0:
+            raise RecordOutOfRange(beyond, self.expected)
+        missing = [n for n in range(1, self.expected + 1) if n >= len(seen) or not seen[n]]
         if missing:
             raise RecordsMissing(missing)
 

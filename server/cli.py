@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ipis_core import cli as core_cli
 
 from . import keys_commands
+from .register import commands as register_commands
 from .send import commands as send_commands
 from .tpf import commands as tpf_commands
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_commands.add_commands(commands)
     send_commands.add_commands(commands)
     tpf_commands.add_commands(commands)
+    register_commands.add_commands(commands)
     return parser
 
 
