@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from register_testlib import KeySet, input_persons, register_config
 from server_testlib import ipis
 
