@@ -32,6 +32,7 @@ from .envelope_grammar import (
     ENVELOPE,
     SEPARATOR,
     ClearPartChecker,
+    Element,
     decode_wrapped_key,
 )
 from .faults import (
@@ -137,23 +138,26 @@ class _State(Enum):
     EPILOG = "after the root element: whitespace only"
 
 
-class EnvelopeReader:
-    """Validates an encrypted message as its bytes arrive; see the module docstring.
+class ClearPartReader:
+    """Validates a message with a clear part and one streamed layer as its bytes arrive, by
+    ``grammar``; see the module docstring. Two grammars: the encrypted message (formats §3,
+    ``EnvelopeReader``) and the pseudonymised message the TPF sends the register (§4).
 
-    ``key_names``: the TPF key names accepted in ``ds:KeyName`` (None: any that passes the
-    rule, for ``ipis inspect``). ``on_cipher_text``: receives the TPF layer's base64 text.
-    ``on_sender``: called with the clear Avsender as soon as it has been read.
+    ``key_names``: the key names accepted in the layer key's ``ds:KeyName`` (None: any that
+    passes the rule, for ``ipis inspect``). ``on_cipher_text``: receives the layer's base64
+    text. ``on_sender``: called with the clear Avsender as soon as it has been read.
     """
 
     def __init__(
         self,
+        grammar: Element,
         key_names: Collection[str] | None = None,
         on_cipher_text: Callable[[bytes], None] | None = None,
         on_sender: Callable[[SenderNumbers], None] | None = None,
     ) -> None:
         self._on_cipher_text = on_cipher_text
         self._checker = ClearPartChecker(
-            ENVELOPE,
+            grammar,
             key_names,
             (lambda values: on_sender(_sender(values))) if on_sender is not None else None,
         )
@@ -217,26 +221,13 @@ class EnvelopeReader:
         return data
 
     @property
-    def header(self) -> Envelope:
-        """The clear part read so far: complete once the TPF layer's CipherValue has begun."""
-        values = self._checker.values
-        return Envelope(
-            meldingstype=values["meldingstype"],
-            kommunenummer=values["kommunenummer"],
-            bydelsnummer=values["bydelsnummer"],
-            organisasjonsnummer=values["organisasjonsnummer"],
-            avsender_navn=values.get("avsender_navn", ""),
-            mottaker_navn=values["mottaker_navn"],
-            mottaker_organisasjonsnummer=values.get("mottaker_organisasjonsnummer", ""),
-            tpf_key=wrapped_key(values, "tpf_key"),
-            size=self.bytes_read,
-        )
+    def values(self) -> dict[str, str]:
+        """The clear part's values read so far, by the grammar's keys."""
+        return self._checker.values
 
     @property
-    def envelope(self) -> Envelope:
-        """The whole clear part, after ``close``."""
-        assert self._closed, "close() first"
-        return self.header
+    def closed(self) -> bool:
+        return self._closed
 
     # --- the guard --------------------------------------------------------------------------
 
@@ -373,6 +364,40 @@ class EnvelopeReader:
 
     def _refuse_markup(self, *_: object) -> None:
         raise MarkupNotAllowed("markering som ikke er et felt")
+
+
+class EnvelopeReader(ClearPartReader):
+    """The encrypted message's clear envelope (formats §3): ``key_names`` are the TPF's."""
+
+    def __init__(
+        self,
+        key_names: Collection[str] | None = None,
+        on_cipher_text: Callable[[bytes], None] | None = None,
+        on_sender: Callable[[SenderNumbers], None] | None = None,
+    ) -> None:
+        super().__init__(ENVELOPE, key_names, on_cipher_text, on_sender)
+
+    @property
+    def header(self) -> Envelope:
+        """The clear part read so far: complete once the TPF layer's CipherValue has begun."""
+        values = self.values
+        return Envelope(
+            meldingstype=values["meldingstype"],
+            kommunenummer=values["kommunenummer"],
+            bydelsnummer=values["bydelsnummer"],
+            organisasjonsnummer=values["organisasjonsnummer"],
+            avsender_navn=values.get("avsender_navn", ""),
+            mottaker_navn=values["mottaker_navn"],
+            mottaker_organisasjonsnummer=values.get("mottaker_organisasjonsnummer", ""),
+            tpf_key=wrapped_key(values, "tpf_key"),
+            size=self.bytes_read,
+        )
+
+    @property
+    def envelope(self) -> Envelope:
+        """The whole clear part, after ``close``."""
+        assert self.closed, "close() first"
+        return self.header
 
 
 def _tag_end(data: bytes, lt: int, limit: int) -> int:

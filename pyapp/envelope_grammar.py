@@ -43,10 +43,13 @@ from .xmlenc import (
     DS_NS,
     ENVELOPE_ROOT,
     FORMAT_VERSION,
+    MAPPING_LAYER_ID,
     MGF1_SHA256,
+    PSEUDONYMISED_LAYER_ID,
     REGISTER_KEY_CARRIED_NAME,
     REGISTER_KEY_ID,
     REGISTER_RECIPIENT,
+    REGISTER_TRANSPORT_KEY_ID,
     RSA_OAEP,
     SHA256,
     TPF_KEY_ID,
@@ -186,57 +189,97 @@ def _leaf(name: str, rule: Rule, key: str, optional: bool = False) -> Element:
     return Element(name, text=Text.VALUE, rule=rule, key=key, optional=optional)
 
 
-ENVELOPE = Element(
-    ENVELOPE_ROOT,
-    attributes=(Attribute("versjon", fixed=FORMAT_VERSION),),
-    children=(
-        _leaf("Meldingstype", clear_part.MELDINGSTYPE, "meldingstype"),
-        Element(
-            "Avsender",
-            key="avsender",
-            children=(
-                _leaf("Kommunenummer", clear_part.KOMMUNENUMMER, "kommunenummer"),
-                _leaf("Bydelsnummer", clear_part.BYDELSNUMMER, "bydelsnummer"),
-                _leaf("Organisasjonsnummer", clear_part.ORGANISASJONSNUMMER, "organisasjonsnummer"),
-                _leaf("Navn", clear_part.AVSENDER_NAVN, "avsender_navn", optional=True),
-                Element(
-                    "Fagsystem",
-                    optional=True,
-                    attributes=(
-                        Attribute("navn", rule=clear_part.FAGSYSTEM_NAVN, required=False),
-                        Attribute("versjon", rule=clear_part.FAGSYSTEM_VERSJON, required=False),
+def clear_envelope(root: str, layer_id: str, layer_key: Element) -> Element:
+    """A message's clear part: Meldingstype, Avsender and Mottaker in clear, then the one
+    encrypted layer with its wrapped key. The encrypted message (formats §3) and the
+    pseudonymised message the TPF sends the register (§4) differ only in the names."""
+    return Element(
+        root,
+        attributes=(Attribute("versjon", fixed=FORMAT_VERSION),),
+        children=(
+            _leaf("Meldingstype", clear_part.MELDINGSTYPE, "meldingstype"),
+            Element(
+                "Avsender",
+                key="avsender",
+                children=(
+                    _leaf("Kommunenummer", clear_part.KOMMUNENUMMER, "kommunenummer"),
+                    _leaf("Bydelsnummer", clear_part.BYDELSNUMMER, "bydelsnummer"),
+                    _leaf(
+                        "Organisasjonsnummer",
+                        clear_part.ORGANISASJONSNUMMER,
+                        "organisasjonsnummer",
+                    ),
+                    _leaf("Navn", clear_part.AVSENDER_NAVN, "avsender_navn", optional=True),
+                    Element(
+                        "Fagsystem",
+                        optional=True,
+                        attributes=(
+                            Attribute("navn", rule=clear_part.FAGSYSTEM_NAVN, required=False),
+                            Attribute(
+                                "versjon", rule=clear_part.FAGSYSTEM_VERSJON, required=False
+                            ),
+                        ),
                     ),
                 ),
             ),
-        ),
-        Element(
-            "Mottaker",
-            children=(
-                _leaf("Navn", clear_part.MOTTAKER_NAVN, "mottaker_navn"),
-                _leaf(
-                    "Organisasjonsnummer",
-                    clear_part.ORGANISASJONSNUMMER,
-                    "mottaker_organisasjonsnummer",
-                    optional=True,
+            Element(
+                "Mottaker",
+                children=(
+                    _leaf("Navn", clear_part.MOTTAKER_NAVN, "mottaker_navn"),
+                    _leaf(
+                        "Organisasjonsnummer",
+                        clear_part.ORGANISASJONSNUMMER,
+                        "mottaker_organisasjonsnummer",
+                        optional=True,
+                    ),
                 ),
             ),
+            encrypted_layer(layer_id, layer_key),
         ),
-        Element(
-            qname(XENC_NS, "EncryptedData"),
-            attributes=(Attribute("Id", fixed=TPF_LAYER_ID), Attribute("Type", fixed=TYPE_ELEMENT)),
-            children=(
-                Element(
-                    qname(XENC_NS, "EncryptionMethod"),
-                    attributes=(Attribute("Algorithm", fixed=AES256_GCM, algorithm=True),),
-                ),
-                Element(qname(DS_NS, "KeyInfo"), children=(TPF_KEY,)),
-                Element(
-                    qname(XENC_NS, "CipherData"),
-                    children=(Element(qname(XENC_NS, "CipherValue"), text=Text.STREAMED),),
-                ),
+    )
+
+
+def encrypted_layer(layer_id: str, layer_key: Element) -> Element:
+    """The one encrypted layer of a message: AES-256-GCM, its key wrapped in ``layer_key``,
+    the ciphertext streamed (never buffered)."""
+    return Element(
+        qname(XENC_NS, "EncryptedData"),
+        attributes=(
+            Attribute("Id", fixed=layer_id),
+            Attribute("Type", fixed=TYPE_ELEMENT),
+        ),
+        children=(
+            Element(
+                qname(XENC_NS, "EncryptionMethod"),
+                attributes=(Attribute("Algorithm", fixed=AES256_GCM, algorithm=True),),
+            ),
+            Element(qname(DS_NS, "KeyInfo"), children=(layer_key,)),
+            Element(
+                qname(XENC_NS, "CipherData"),
+                children=(Element(qname(XENC_NS, "CipherValue"), text=Text.STREAMED),),
             ),
         ),
-    ),
+    )
+
+
+ENVELOPE = clear_envelope(ENVELOPE_ROOT, TPF_LAYER_ID, TPF_KEY)
+
+# What the TPF sends the register (docs/formater.md §4 and §6). The pseudonymised message has
+# the same clear part as §3; each layer is wrapped for one of the register's keys (its values
+# under ``register_key``; the register's keyring decides which ``ds:KeyName`` it takes).
+PSEUDONYMISED_ROOT = "IPLOSPseudonymisert"
+REGISTER_TRANSPORT_KEY = _encrypted_key(
+    REGISTER_TRANSPORT_KEY_ID, REGISTER_RECIPIENT, "", "register_key"
+)
+PSEUDONYMISED_ENVELOPE = clear_envelope(
+    PSEUDONYMISED_ROOT, PSEUDONYMISED_LAYER_ID, REGISTER_TRANSPORT_KEY
+)
+# The pseudonym mapping after a secret rotation (§6): nothing in clear but the layer.
+MAPPING_ROOT = "IPLOSPseudonymbytte"
+MAPPING_ENVELOPE = Element(
+    MAPPING_ROOT,
+    attributes=(Attribute("versjon", fixed=FORMAT_VERSION),),
+    children=(encrypted_layer(MAPPING_LAYER_ID, REGISTER_TRANSPORT_KEY),),
 )
 
 

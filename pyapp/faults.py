@@ -169,6 +169,23 @@ class NotIplosFile(MalformedData):
         )
 
 
+class DataFileTooLarge(DataFileFault):
+    """The TPF layer's CipherValue would pass the text limit of libxml2 (docs/formater.md)."""
+
+    def __init__(self, limit: int) -> None:
+        limit_text = f"{limit:,}".replace(",", "\u00a0")
+        # The encrypted TPF layer is about 2.2 times the IPLOS file (docs/formater.md).
+        about = round(limit / 2.2e6, -1)
+        input_text = f" (om lag {about:.0f} MB IPLOS-data)" if about >= 10 else ""
+        super().__init__(
+            f"IPLOS filen er for stor: den krypterte delen for TPF ville blitt over {limit_text} "
+            f"tegn, som er grensen for hva standard XML-programmer kan lese{input_text}. Del "
+            "uttrekket i flere filer i fagsystemet, eller kontakt SSB."
+        )
+
+
+
+
 class BadXmlVersion(MalformedData):
     """The XML declaration's version is not 1.x (expat does not check it; libxml2 does)."""
 
@@ -549,3 +566,182 @@ class RecordsMissing(RecordBindingBroken):
     def __init__(self, missing: list[int]) -> None:
         shown = ", ".join(str(n) for n in missing[:20]) + (" …" if len(missing) > 20 else "")
         super().__init__(f"{len(missing)} personposter mangler (løpenummer {shown}).")
+
+
+# --- a recipient's yearly keys (the TPF's and the register's keyring) -----------------------------
+
+
+class KeyNotAccepted(EncryptedMessageFault):
+    """Abstract: the recipient holds the key the file names, but does not take files for it
+    on this date (issue 9.6: current and previous year, the previous during an overlap)."""
+
+
+class KeyOutsideOverlap(KeyNotAccepted):
+    """Encrypted for an older year's key whose overlap after the new key has ended."""
+
+    def __init__(self, key_name: str, valid_to: str, accepted_until: str) -> None:
+        super().__init__(
+            f"Filen er kryptert med nøkkelen {key_name}, som gjaldt til og med {valid_to}. "
+            f"Filer kryptert med den ble tatt imot til og med {accepted_until}. Hent "
+            "gjeldende nøkkelfil fra SSB, og krypter IPLOS-datafilen på nytt.",
+            "nøkkelen er utenfor overgangsperioden",
+        )
+        self.key_name = key_name
+
+
+class KeyNotYetInUse(KeyNotAccepted):
+    """Encrypted for a key whose year has not begun (a clock far ahead, or a test file)."""
+
+    def __init__(self, key_name: str, valid_from: str) -> None:
+        super().__init__(
+            f"Filen er kryptert med nøkkelen {key_name}, som ikke gjelder før {valid_from}. "
+            "Bruk nøkkelfilen som gjelder i dag, og krypter IPLOS-datafilen på nytt.",
+            "nøkkelen gjelder ikke ennå",
+        )
+        self.key_name = key_name
+
+
+# --- the register: loading a pseudonymised message from the TPF (docs/formater.md §4) ----------
+
+
+class DeliveryRefused(EncryptedMessageFault):
+    """Abstract: the register refuses a whole delivery from the TPF; nothing of it is loaded.
+    The message reaches the municipality through the TPF's status (§5): it names the record
+    (løpenummer) and the field, never a value."""
+
+
+class DeliveryUnreadable(DeliveryRefused):
+    """The pseudonymised message breaks its format (§4); ``detail`` names the rule."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"Registeret kunne ikke lese leveransen fra TPF: {detail}. Innsendingen er avvist.",
+            detail,
+        )
+
+
+class DeliveryAlgorithmNotAllowed(DeliveryRefused):
+    """A downgrade anywhere in the delivery: an algorithm URI the format does not fix."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"Leveransen fra TPF bruker en krypteringsalgoritme registeret ikke godtar ({detail}). "
+            "Innsendingen er avvist.",
+            detail,
+        )
+
+
+class TransportKeyNotAccepted(DeliveryRefused):
+    """The TPF wrapped the delivery for a register key the register does not take now."""
+
+    def __init__(self, key_name: str, reason: str) -> None:
+        super().__init__(
+            f"Leveransen fra TPF er kryptert for registernøkkelen {key_name}, som registeret ikke "
+            f"tar imot: {reason} TPF må kryptere leveransen for registerets gjeldende nøkkel.",
+            "transportnøkkelen tas ikke imot",
+        )
+
+
+class DeliverySenderDiffers(DeliveryRefused):
+    """The delivery's Avsender is not the one the encryption module wrote in the
+    Registerkontroll: changed on the way, or the TPF mixed up two files."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            f"Avsenderen i {where} er ikke den samme som i registerkontrollen som "
+            "krypteringsmodulen skrev. Innsendingen er avvist."
+        )
+
+
+class DeliveryCountDiffers(DeliveryRefused):
+    def __init__(self, what: str, stated: int, found: int) -> None:
+        super().__init__(
+            f"Leveransen fra TPF oppgir {stated} {what}, men har {found}. Innsendingen er avvist."
+        )
+
+
+class DeliverySubmissionIdDiffers(DeliveryRefused):
+    """Delivered under another submission id than the one inside the message."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Leveransen fra TPF er levert under en annen innsendings-id enn den som står i "
+            "meldingen. Innsendingen er avvist."
+        )
+
+
+class PersonDataInvalid(DeliveryRefused):
+    """Abstract: a person's IPLOS data does not follow the export format (formats §1)."""
+
+
+class PersonFieldUnknown(PersonDataInvalid):
+    def __init__(self, lopenummer: int, tag: str) -> None:
+        super().__init__(
+            f"Personposten med løpenummer {lopenummer} har et felt registeret ikke kjenner: "
+            f"{tag}. Innsendingen er avvist; kontakt leverandøren av fagsystemet."
+        )
+
+
+class PersonFieldInvalid(PersonDataInvalid):
+    """A value of the wrong form; ``expected`` says what it must be, never what it was."""
+
+    def __init__(self, lopenummer: int, where: str, expected: str) -> None:
+        super().__init__(
+            f"Personposten med løpenummer {lopenummer} har en ugyldig verdi i {where}: "
+            f"{expected}. Innsendingen er avvist; rett det i fagsystemet og send filen på nytt."
+        )
+
+
+class PersonFieldRepeated(PersonDataInvalid):
+    def __init__(self, lopenummer: int, where: str) -> None:
+        super().__init__(
+            f"Personposten med løpenummer {lopenummer} har {where} mer enn én gang. "
+            "Innsendingen er avvist; rett det i fagsystemet og send filen på nytt."
+        )
+
+
+class PersonFieldMissing(PersonDataInvalid):
+    def __init__(self, lopenummer: int, where: str) -> None:
+        super().__init__(
+            f"Personposten med løpenummer {lopenummer} mangler {where}. Innsendingen er "
+            "avvist; rett det i fagsystemet og send filen på nytt."
+        )
+
+
+class MappingRefused(EncryptedMessageFault):
+    """Abstract: the register refuses a secret-rotation mapping from the TPF (§6): nothing of
+    it is applied, and the TPF's operator sees the message."""
+
+
+class MappingUnreadable(MappingRefused):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"Registeret kunne ikke lese pseudonymbyttet fra TPF: {detail}. Byttet er ikke "
+            "utført.",
+            detail,
+        )
+
+
+class MappingAlgorithmNotAllowed(MappingRefused):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "Pseudonymbyttet fra TPF bruker en krypteringsalgoritme registeret ikke godtar "
+            f"({detail}). Byttet er ikke utført.",
+            detail,
+        )
+
+
+class MappingCountDiffers(MappingRefused):
+    def __init__(self, stated: int, found: int) -> None:
+        super().__init__(
+            f"Pseudonymbyttet fra TPF oppgir {stated} bytter, men har {found}. Byttet er ikke "
+            "utført."
+        )
+
+
+class MappingPseudonymRepeated(MappingRefused):
+    def __init__(self) -> None:
+        super().__init__(
+            "Pseudonymbyttet fra TPF har samme gamle pseudonym mer enn én gang. Byttet er ikke "
+            "utført."
+        )

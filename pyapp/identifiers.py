@@ -6,6 +6,7 @@ record); an organisasjonsnummer with a wrong check digit is refused.
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import Enum
 
 _K1_WEIGHTS = (3, 7, 6, 1, 8, 9, 4, 5, 2, 1)  # d1..d9 and k1 itself
@@ -59,6 +60,41 @@ def fnr_digits_check_ok(digits: bytes) -> bool:
         5 * a + 4 * b + 3 * c + 2 * d + 7 * e + 6 * f + 5 * g + 4 * h + 3 * i + 2 * j + k
     ) - _K2_OFFSET
     return k2_sum % 11 == 0
+
+
+def fnr_date_ok(number: str, allow_synthetic: bool = False) -> bool:
+    """The date part is a real date: D-numbers (day + 40), H-numbers (month + 40), and
+    synthetic test numbers (month + 80) only when ``allow_synthetic`` (a TPF in test mode).
+
+    The century is not read from the individual number (the 2032 scheme loosens that link):
+    a date is possible when it exists in one of the centuries numbers are issued for, so 30
+    February and the 32nd are refused, 29 February of a leap year is not."""
+    if len(number) != 11 or not number.isascii() or not number.isdigit():
+        return False
+    day, month, year = int(number[0:2]), int(number[2:4]), int(number[4:6])
+    if month > 80:
+        if not allow_synthetic:
+            return False
+        month -= 80
+    elif month > 40:
+        month -= 40
+    if day > 40:
+        day -= 40
+    if 1 <= month <= 12 and 1 <= day <= 28:  # every month has these days: no date to build
+        return True
+    for century in (1900, 2000, 1800):
+        try:
+            dt.date(century + year, month, day)
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+def fnr_valid(number: str, allow_synthetic: bool = False) -> bool:
+    """What the TPF pseudonymises: 11 digits, right check digits (either k1 rule), and a real
+    date (see ``fnr_date_ok``). Anything else is an invalid number, counted, never passed on."""
+    return fnr_check_digits_ok(number) and fnr_date_ok(number, allow_synthetic)
 
 
 def fnr_check_digits(first_nine: str) -> str | None:

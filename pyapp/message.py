@@ -28,7 +28,7 @@ from typing import cast
 from .clear_part import KEY_NAME, holds_fodselsnummer
 from .contact import Contact
 from .crypto import CryptoBackend, SealingStream
-from .faults import DataFileUnreadable, KeyFileInvalid
+from .faults import DataFileTooLarge, DataFileUnreadable, KeyFileInvalid
 from .keyfile import KeyFile, describe_key_file
 from .reader import Header, IplosReader, PersonRecord, Sender, escape_attribute
 from .xmlenc import (
@@ -36,6 +36,8 @@ from .xmlenc import (
     CONTENT_KEY_BYTES,
     ENVELOPE_ROOT,
     FORMAT_VERSION,
+    GCM_IV_BYTES,
+    GCM_TAG_BYTES,
     NAMESPACE_DECLARATIONS,
     PERSON_ENCRYPTED_DATA_END,
     PERSON_ENCRYPTED_DATA_START,
@@ -52,6 +54,16 @@ from .xmlenc import (
 
 RECORDS_PER_BATCH = 512
 MAX_LISTED_LINES = 20
+# libxml2, under lxml and libxmlsec1, refuses a text node longer than 1 000 000 000 bytes even
+# with XML_PARSE_HUGE. The TPF layer's CipherValue is one text node (formats invariant 1: one
+# EncryptedData, nothing else in clear), so a file whose CipherValue would be longer is refused
+# rather than written unreadable for a standard XML Encryption 1.1 implementation
+# (docs/formater.md, "Size limit"). Read when an encryptor is made, so tests can lower it.
+MAX_CIPHER_VALUE_CHARS = 1_000_000_000
+NO_PERSONS_WARNING = (
+    "IPLOS filen inneholder ingen personer. Filen er kryptert likevel; kontroller uttrekket i "
+    "fagsystemet før du sender den."
+)
 
 # Per person, work is done by C-level ``map`` over a batch, not a Python loop: these are the
 # person's pieces of the TPF layer and the register's record, as bytes formats.
@@ -102,10 +114,12 @@ class Base64Stream:
         self._rest = b""
 
     def update(self, data: bytes) -> bytes:
-        data = self._rest + data
+        if self._rest:  # at most two bytes left over from the last piece
+            data = self._rest + data
         cut = len(data) - len(data) % 3
         self._rest = data[cut:]
-        return binascii.b2a_base64(data[:cut], newline=False) if cut else b""
+        # a view, not a copy: the TPF layer passes through here whole (about 2.2x the file)
+        return binascii.b2a_base64(memoryview(data)[:cut], newline=False) if cut else b""
 
     def finish(self) -> bytes:
         rest, self._rest = self._rest, b""
@@ -123,6 +137,11 @@ class EncryptionSummary:
     sha256: str = ""
     file_id: str = ""
     key_file_lines: list[str] = field(default_factory=list)
+
+
+def cipher_value_chars(plaintext_bytes: int) -> int:
+    """Length of the base64 CipherValue holding IV ‖ ciphertext ‖ tag of this plaintext."""
+    return 4 * -(-(GCM_IV_BYTES + plaintext_bytes + GCM_TAG_BYTES) // 3)
 
 
 def check_digit_warning(lines: list[int]) -> str | None:
@@ -147,7 +166,9 @@ class MessageEncryptor:
         contact: Contact,
         backend: CryptoBackend,
         today: dt.date | None = None,
+        *,
         hash_output: bool = True,
+        max_cipher_value_chars: int | None = None,
     ) -> None:
         """``hash_output=False``: the caller computes ``summary.sha256`` from what it writes
         (``ipis encrypt`` does, on its writer thread)."""
@@ -159,6 +180,10 @@ class MessageEncryptor:
         self._tpf_key = secrets.token_bytes(CONTENT_KEY_BYTES)  # one fresh key per layer per file
         self._register_key = secrets.token_bytes(CONTENT_KEY_BYTES)
         self._tpf_stream: SealingStream | None = None
+        self._tpf_plaintext_bytes = 0
+        self._max_cipher_value_chars = (
+            MAX_CIPHER_VALUE_CHARS if max_cipher_value_chars is None else max_cipher_value_chars
+        )
         self._base64 = Base64Stream()
         self._batch: list[PersonRecord] = []
         self._numbered = 0  # persons already given a lopenummer
@@ -263,6 +288,8 @@ class MessageEncryptor:
             f"</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>\n</{ENVELOPE_ROOT}>\n".encode()
         )
         self.summary.persons = count
+        if count == 0:
+            self.summary.warnings.append(NO_PERSONS_WARNING)
         warning = check_digit_warning(self._reader.bad_check_digit_lines + self._appended_lines)
         if warning:
             self.summary.warnings.append(warning)
@@ -370,6 +397,9 @@ class MessageEncryptor:
 
     async def _tpf_write_bytes(self, data: bytes, out: list[bytes]) -> None:
         assert self._tpf_stream is not None
+        self._tpf_plaintext_bytes += len(data)
+        if cipher_value_chars(self._tpf_plaintext_bytes) > self._max_cipher_value_chars:
+            raise DataFileTooLarge(self._max_cipher_value_chars)
         out.append(self._base64.update(await self._tpf_stream.update(data)))
 
 
@@ -389,3 +419,4 @@ def _b64(data: bytes) -> str:
 
 def _person_encrypted_data(cipher_value: bytes) -> str:
     return PERSON_ENCRYPTED_DATA_START + _b64(cipher_value) + PERSON_ENCRYPTED_DATA_END
+

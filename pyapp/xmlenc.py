@@ -35,6 +35,11 @@ TPF_RECIPIENT = "TPF"
 REGISTER_KEY_ID = "registernokkel"  # the register layer's EncryptedKey (inside the TPF layer)
 REGISTER_RECIPIENT = "IPLOS"
 REGISTER_KEY_CARRIED_NAME = "registerlag"  # its CarriedKeyName
+# What the TPF sends the register (docs/formater.md §4 and §6): the pseudonymised message and
+# the pseudonym mapping, each one layer wrapped for the register's key.
+PSEUDONYMISED_LAYER_ID = "pseudonymisert-lag"  # the EncryptedData of §4
+MAPPING_LAYER_ID = "pseudonymbytte-lag"  # the EncryptedData of §6
+REGISTER_TRANSPORT_KEY_ID = "register-transportnokkel"  # the EncryptedKey of both
 
 GCM_IV_BYTES = 12  # the 96-bit IV GCM is designed for (NIST SP 800-38D)
 GCM_TAG_BYTES = 16

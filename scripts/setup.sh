@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what IPIS needs on a fresh machine. Idempotent: each step is skipped when done.
 #   scripts/setup.sh          Python venv with pinned packages, and npm ci
-#   scripts/setup.sh system   also Debian's chromium and postgresql (tests), as root
+#   scripts/setup.sh system   also Debian's chromium, postgresql and nginx (tests), as root
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ if [ "$want_system" = "system" ]; then
   missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  # the documented TLS proxy in front of gunicorn (docs/nginx-ipis.conf; tests/server)
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       echo "Mangler ${missing[*]}: kjør som root, eller installer med apt-get install ${missing[*]}" >&2

@@ -12,13 +12,19 @@ from collections.abc import Sequence
 
 from ipis_core import cli as core_cli
 
+from . import keys_commands
+from .register import commands as register_commands
 from .send import commands as send_commands
+from .tpf import commands as tpf_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser, commands = core_cli.new_parser()
     core_cli.add_commands(commands)
+    keys_commands.add_commands(commands)
     send_commands.add_commands(commands)
+    tpf_commands.add_commands(commands)
+    register_commands.add_commands(commands)
     return parser
 
 

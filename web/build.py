@@ -4,21 +4,25 @@ Standard library only. What goes in:
 
 - Pyodide (npm ``pyodide``, pinned in package.json, installed by ``npm ci``): the wasm binary,
   gzip-compressed; ``pyodide.asm.mjs`` made a classic script and concatenated with
-  ``pyodide.js``, ``web/gcm.js`` and ``web/worker.js`` into the worker's one script
-  (a worker made from a blob URL cannot import modules from a ``file://`` page);
+  ``pyodide.js`` and ``web/worker.js`` into the worker's one script (a worker made from a blob
+  URL cannot import modules from a ``file://`` page), with the sealer worker's script
+  (``web/gcm.js`` and ``web/sealer.js``) in it as a string;
 - a trimmed Python standard library, together with the ``ipis`` core (the modules of
   ``pyapp/`` the browser path imports, zipped under their installed name ``ipis_core``) and
   ``web/krypt_worker.py``, as one zip, gzip-compressed;
-- ``web/index.html``, ``web/style.css`` and ``web/app.js`` inlined, and ``web/early.js``
-  right after the worker's script, so the worker starts while the rest is still parsed.
+- ``web/index.html`` and ``web/style.css`` inlined; ``web/watchdog.js`` (plain ES5, so that
+  a browser that cannot run the page says so) before the assets; the page's module script
+  joined from ``APP_SCRIPTS``; and ``web/early.js`` right after the worker's script, so the
+  worker starts while the rest is still parsed.
 
 Binary assets are base64 text in ``<script type="application/octet-stream">`` elements, which
-the page never executes. The page shows the build's fingerprint: the SHA-256 of the file with
-the 64 hex digits of the fingerprint itself replaced by zeros (a file cannot contain its own
-hash); ``python web/build.py --check FILE`` recomputes it. The build prints both that
-fingerprint and the SHA-256 of the file as it is.
+the page never executes. The page shows no fingerprint of itself: a copy that was changed
+would show whatever it was changed to show. The build prints the SHA-256 of the whole file,
+which the send module's download page publishes beside the download (computed there from the
+file it serves) and which the user guide tells how to check (Get-FileHash, certutil,
+sha256sum).
 
-Usage: python web/build.py [--out dist/ipis-krypt.html] [--check FILE]
+Usage: python web/build.py [--out dist/ipis-krypt.html]
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ WEB = ROOT / "web"
 PYODIDE = ROOT / "node_modules" / "pyodide"
 DEFAULT_OUT = ROOT / "dist" / "ipis-krypt.html"
 
-# The core modules the browser path imports (pyapp/__init__ says which are stdlib-only).
+# The core modules the browser path imports: standard library only (tests/browser/
+# test_build_page.py checks that they are in the page and the native-only modules are not).
 CORE_MODULES = (
     "__init__.py",
     "faults.py",
@@ -67,7 +72,7 @@ CORE_MODULES = (
 )
 
 # Standard library kept: what Pyodide's own start-up and the core import, measured by running
-# the real core in the page (the loaded modules, tests/browser/test_page.py checks them again).
+# the real core in the page (tests/browser/test_build_page.py checks a sample of them).
 # Packages are kept whole; other modules by name. Everything else (email, http, unittest, ...)
 # is left out: the page is smaller and starts faster.
 STDLIB_KEEP_PACKAGES = frozenset(
@@ -102,8 +107,8 @@ ENCODINGS_KEEP = frozenset(
     }
 )  # fmt: skip
 
-FINGERPRINT_SLOT = "0" * 64
-FINGERPRINT_MARK = 'data-fingerprint="'
+# The page's module script, joined in this order: helpers first, app.js (which uses them) last.
+APP_SCRIPTS = ("filename.js", "contact.js", "save.js", "app.js")
 ZIP_DATE = (2026, 1, 1, 0, 0, 0)
 EXPECTED_ASM_URL_USES = 3
 
@@ -142,11 +147,14 @@ def classic_worker_script() -> str:
         "// (it takes a working importScripts for an unsupported classic worker).\n"
         "self.importScripts = () => { throw new Error('importScripts is disabled'); };\n"
     )
+    # The sealer worker's whole script (web/sealer.js after web/gcm.js), as a string the worker
+    # makes its blob from.
+    sealer = (WEB / "gcm.js").read_text() + "\n;\n" + (WEB / "sealer.js").read_text()
     parts = [
         prelude,
         asm,
         loader,
-        (WEB / "gcm.js").read_text(),
+        f"const SEALER_SCRIPT = {json.dumps(sealer)};",
         (WEB / "worker.js").read_text(),
     ]
     return "\n;\n".join(parts)
@@ -219,16 +227,8 @@ def lock_file_contents() -> str:
     return json.dumps({"info": lock["info"], "packages": {}}, separators=(",", ":"))
 
 
-def fingerprint_of(html: bytes) -> str:
-    """SHA-256 of the file with the fingerprint's own 64 hex digits set to zeros."""
-    mark = FINGERPRINT_MARK.encode()
-    at = html.index(mark) + len(mark)
-    blanked = html[:at] + FINGERPRINT_SLOT.encode() + html[at + 64 :]
-    return hashlib.sha256(blanked).hexdigest()
-
-
-def grouped(hex_digest: str) -> str:
-    return " ".join(hex_digest[i : i + 4] for i in range(0, len(hex_digest), 4))
+def app_script() -> str:
+    return "\n".join(f"// --- web/{name}\n{(WEB / name).read_text()}" for name in APP_SCRIPTS)
 
 
 def render(
@@ -250,35 +250,36 @@ def render(
         "python.zip": len(pyzip),
         "python.zip.gz": len(assets["python"]),
     }
+    # Each asset is followed by the script that hands it to the worker (web/early.js).
+    after = {
+        "worker": f"<script>\n{(WEB / 'early.js').read_text()}</script>",
+        "wasm": "<script>window.ipisEarly && window.ipisEarly.send('asset-wasm', 'wasm');</script>",
+        "python": (
+            "<script>window.ipisEarly && window.ipisEarly.send('asset-python', 'python');</script>"
+        ),
+    }
     asset_html = "\n".join(
-        f'<script type="application/octet-stream" id="asset-{name}">{b64(data)}</script>'
-        + (f"\n<script>\n{(WEB / 'early.js').read_text()}</script>" if name == "worker" else "")
+        f'<script type="application/octet-stream" id="asset-{name}">{b64(data)}</script>\n'
+        + after[name]
         for name, data in assets.items()
     )
     build_time = time.strftime("%Y-%m-%d", time.gmtime(_source_date()))
     html = (WEB / "index.html").read_text()
     replacements = {
         "{{STYLE}}": (WEB / "style.css").read_text(),
-        "{{APP}}": (WEB / "app.js").read_text(),
+        "{{WATCHDOG}}": (WEB / "watchdog.js").read_text(),
+        "{{APP}}": app_script(),
         "{{ASSETS}}": asset_html,
         "{{VERSION}}": version,
         "{{PYODIDE_VERSION}}": pyodide_version,
         "{{BUILD_DATE}}": build_time,
         "{{LOCK}}": lock_file_contents().replace("<", "\\u003c"),
-        "{{FINGERPRINT}}": FINGERPRINT_SLOT,
     }
     for key, value in replacements.items():
         if key not in html:
             raise BuildError(f"web/index.html lacks {key}")
         html = html.replace(key, value)
-    if html.count(FINGERPRINT_MARK) != 1:
-        raise BuildError("web/index.html must hold exactly one data-fingerprint attribute")
-    data = html.encode("utf-8")
-    fingerprint = fingerprint_of(data)
-    mark = FINGERPRINT_MARK.encode()
-    at = data.index(mark) + len(mark)
-    data = data[:at] + fingerprint.encode() + data[at + 64 :]
-    return data, sizes
+    return html.encode("utf-8"), sizes
 
 
 def _source_date() -> float:
@@ -286,30 +287,11 @@ def _source_date() -> float:
     return float(os.environ.get("SOURCE_DATE_EPOCH", time.time()))
 
 
-def check(path: Path) -> int:
-    data = path.read_bytes()
-    mark = FINGERPRINT_MARK.encode()
-    at = data.index(mark) + len(mark)
-    shown = data[at : at + 64].decode()
-    actual = fingerprint_of(data)
-    print(f"Fingeravtrykk (vist på siden): {grouped(shown)}")
-    print(f"Fingeravtrykk (beregnet):      {grouped(actual)}")
-    print(f"SHA-256 (hele filen):          {hashlib.sha256(data).hexdigest()}")
-    if shown != actual:
-        print("FEIL: filen er endret etter byggingen", file=sys.stderr)
-        return 1
-    print("OK: filen er uendret")
-    return 0
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--check", type=Path, help="verify a built file's fingerprint")
     parser.add_argument("--full-stdlib", action="store_true", help="embed the whole stdlib")
     args = parser.parse_args(argv)
-    if args.check:
-        return check(args.check)
     try:
         pyodide_version = pinned_pyodide_version()
         data, sizes = render(core_version(), pyodide_version, args.full_stdlib)
@@ -320,13 +302,12 @@ def main(argv: list[str]) -> int:
     temporary = args.out.with_name(args.out.name + ".tmp")
     temporary.write_bytes(data)
     os.replace(temporary, args.out)
-    fingerprint = fingerprint_of(data)
     for name, size in sizes.items():
         print(f"  {name:22} {size / 1e6:7.2f} MB")
     print(f"Skrev {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"
           f" ({len(data) / 1e6:.2f} MB), IPLOS Krypt {core_version()}, Pyodide {pyodide_version}")
-    print(f"Fingeravtrykk (vist på siden): {grouped(fingerprint)}")
-    print(f"SHA-256: {hashlib.sha256(data).hexdigest()}")
+    # What the send module's download page shows beside the file, and the user guide checks.
+    print(f"SHA-256 (hele filen): {hashlib.sha256(data).hexdigest()}")
     return 0
 
 

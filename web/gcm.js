@@ -1,4 +1,4 @@
-// AES-256-GCM as a stream on WebCrypto (runs in the worker).
+// AES-256-GCM as a stream on WebCrypto (runs in the sealer worker, web/sealer.js).
 //
 // WebCrypto's AES-GCM is one-shot: it needs the whole plaintext at once, and the TPF layer is
 // as large as the file (500 MB). So the stream is built from GCM's own parts (NIST SP 800-38D):

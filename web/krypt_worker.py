@@ -38,8 +38,11 @@ def info() -> str:
     return json.dumps({"version": ipis_core.__version__, "python": sys.version.split()[0]})
 
 
-def _fault(fault: Any) -> str:
-    return json.dumps({"fault": {"field": fault.field, "message": fault.message}})
+def _fault(fault: Any, started: bool = False) -> str:
+    """A fault for the page; ``started``: the data file was being read (not a form fault)."""
+    return json.dumps(
+        {"fault": {"field": fault.field, "message": fault.message}, "started": started}
+    )
 
 
 def _today(value: str) -> dt.date:
@@ -60,21 +63,44 @@ def inspect_keys(raw: Any, today: str) -> str:
     return json.dumps({"lines": describe_key_file(key_file), "warning": warning})
 
 
+def key_file_unreadable() -> str:
+    from ipis_core.faults import KeyFileUnreadable
+
+    return _fault(KeyFileUnreadable())
+
+
+def check_contact(email: str, name: str, mobile: str) -> str:
+    """The contact person's fields as a run would check them (the page clears a fixed fault)."""
+    from ipis_core.contact import Contact
+    from ipis_core.faults import IplosFault
+
+    try:
+        Contact.validated(email, name, mobile)
+    except IplosFault as fault:
+        return _fault(fault)
+    return json.dumps({})
+
+
+class _Progress:
+    started = False  # the form and the key file were checked; the data file is being read
+
+
 async def encrypt(run: Any) -> str:
     """One run; ``run`` is the JavaScript object of web/worker.js (read, write, progress)."""
     from ipis_core.faults import IplosFault
 
     params = json.loads(run.params)
+    progress = _Progress()
     try:
-        return await _encrypt(run, params)
+        return await _encrypt(run, params, progress)
     except IplosFault as fault:
-        return _fault(fault)
+        return _fault(fault, progress.started)
     except Exception as error:  # never show details: they might hold person data
         print(f"IPLOS Krypt: uventet {type(error).__name__}", file=sys.stderr)
-        return json.dumps({"fault": {"field": "form", "message": UNEXPECTED}})
+        return json.dumps({"fault": {"field": "form", "message": UNEXPECTED}, "started": True})
 
 
-async def _encrypt(run: Any, params: dict[str, Any]) -> str:
+async def _encrypt(run: Any, params: dict[str, Any], progress: _Progress) -> str:
     from ipis_core.contact import Contact
     from ipis_core.crypto.webcrypto import WebCryptoBackend
     from ipis_core.faults import (
@@ -103,11 +129,16 @@ async def _encrypt(run: Any, params: dict[str, Any]) -> str:
     key_file = parse_key_file(raw_keys)
     key_file.check_dates(today)
 
-    encryptor = MessageEncryptor(key_file, contact, WebCryptoBackend(), today)
+    limit = params.get("maxCipherValueChars")  # tests only (docs/formater.md, "Size limit")
+    encryptor = MessageEncryptor(
+        key_file, contact, WebCryptoBackend(), today, max_cipher_value_chars=limit
+    )
+    progress.started = True
     size = int(run.dataSize)
     offset = 0
     while offset < size:
         if run.cancelled:
+            encryptor.abandon()
             return json.dumps({"cancelled": True})
         try:
             chunk = bytes((await run.read(offset, CHUNK_BYTES)).to_bytes())
@@ -118,11 +149,12 @@ async def _encrypt(run: Any, params: dict[str, Any]) -> str:
         offset += len(chunk)
         out = await encryptor.feed(chunk)
         if out:
-            run.write(to_js(out))
+            await run.write(to_js(out))
         run.progress(encryptor.bytes_read, encryptor.persons, False)
     if run.cancelled:
+        encryptor.abandon()
         return json.dumps({"cancelled": True})
-    run.write(to_js(await encryptor.finish()))
+    await run.write(to_js(await encryptor.finish()))
     run.progress(encryptor.bytes_read, encryptor.persons, True)
     summary = encryptor.summary
     sender = summary.sender

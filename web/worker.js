@@ -1,6 +1,6 @@
 // The worker of IPLOS Krypt: Pyodide, the ipis core, and WebCrypto glue.
 //
-// This script follows pyodide.asm.mjs (made classic), pyodide.js and gcm.js in one blob. The
+// This script follows pyodide.asm.mjs (made classic) and pyodide.js in one blob. The
 // page sends the compressed wasm and the Python zip as ArrayBuffers; a small fetch replacement
 // hands them to Pyodide's loader, so nothing is ever requested from anywhere.
 'use strict';
@@ -14,22 +14,80 @@ function gunzip(buffer) {
   return new Blob([buffer]).stream().pipeThrough(new DecompressionStream('gzip'));
 }
 
-function installFetch(assets) {
+// The page hands each asset over as soon as it has parsed it (web/early.js); Pyodide's loader
+// starts before they are all here and waits in this fetch for the one it needs.
+const assets = {};
+for (const name of ['wasm', 'python']) {
+  assets[name] = {};
+  assets[name].bytes = new Promise((resolve) => { assets[name].arrived = resolve; });
+}
+const startTimes = {};
+
+function installFetch() {
   self.fetch = async (url) => {
     const name = String(url).split('/').pop();
     if (name === 'pyodide.asm.wasm') {
-      return new Response(gunzip(assets.wasm), { headers: { 'Content-Type': 'application/wasm' } });
+      const wasm = await assets.wasm.bytes;
+      return new Response(gunzip(wasm), { headers: { 'Content-Type': 'application/wasm' } });
     }
-    if (name === 'python_stdlib.zip') return new Response(gunzip(assets.python));
+    if (name === 'python_stdlib.zip') return new Response(gunzip(await assets.python.bytes));
     throw new TypeError(`IPLOS Krypt henter ingenting utenfra (${name})`);
   };
 }
 
+function asset(message) {
+  startTimes[message.name] = performance.now();
+  assets[message.name].arrived(message.bytes);
+}
+
 // --- WebCrypto behind the core's crypto interface (pyapp/crypto/webcrypto.py) ---------------
+//
+// The AES-256-GCM work goes to a second worker, the sealer (web/sealer.js, after web/gcm.js in
+// SEALER_SCRIPT, which web/build.py defines before this script), so this thread runs Python
+// while the other core seals. Only the two RSA-OAEP key wraps of a run stay here.
+
+let sealer = null;
+let sealerRequests = 0;
+const sealerWaiting = new Map(); // request id -> { resolve, reject }
+const sealerIds = { keys: [], streams: [] }; // made in the current run, forgotten after it
+let nextSealerId = 1;
+
+function startSealer() {
+  if (sealer) return;
+  const url = URL.createObjectURL(new Blob([SEALER_SCRIPT], { type: 'text/javascript' }));
+  sealer = new Worker(url);
+  URL.revokeObjectURL(url);
+  sealer.onmessage = (event) => {
+    const answer = event.data;
+    const waiting = sealerWaiting.get(answer.id);
+    sealerWaiting.delete(answer.id);
+    if (answer.error !== undefined) waiting.reject(new Error(answer.error));
+    else waiting.resolve(answer.out);
+  };
+  sealer.onerror = (event) => console.error('sealer', event.message);
+}
+
+// A Uint8Array that owns its whole buffer, so it can be transferred (to_js makes such copies).
+function owned(bytes) {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
+function toSealer(op, fields, transfer = []) {
+  if (!sealer) startSealer();
+  const id = ++sealerRequests;
+  return new Promise((resolve, reject) => {
+    sealerWaiting.set(id, { resolve, reject });
+    sealer.postMessage({ op, id, ...fields }, transfer);
+  });
+}
 
 self.ipisCrypto = {
   async importAesKey(raw) {
-    return crypto.subtle.importKey('raw', raw, { name: 'AES-GCM' }, false, ['encrypt']);
+    const key = nextSealerId++;
+    const copy = owned(raw);
+    await toSealer('importKey', { key, raw: copy }, [copy.buffer]);
+    sealerIds.keys.push(key);
+    return key;
   },
 
   async wrapKey(spki, contentKey) {
@@ -40,34 +98,37 @@ self.ipisCrypto = {
 
   // One call per batch: plaintexts concatenated, their lengths; returns IV ‖ ciphertext ‖ tag
   // for each, concatenated (each 28 bytes longer than its plaintext).
-  async sealRecords(key, joined, lengths) {
-    const count = lengths.length;
-    const ivs = crypto.getRandomValues(new Uint8Array(12 * count));
-    const jobs = new Array(count);
-    let offset = 0;
-    for (let i = 0; i < count; i++) {
-      const plaintext = joined.subarray(offset, offset + lengths[i]);
-      offset += lengths[i];
-      jobs[i] = crypto.subtle.encrypt(
-        { name: 'AES-GCM', iv: ivs.subarray(12 * i, 12 * i + 12) }, key, plaintext);
-    }
-    const sealed = await Promise.all(jobs);
-    const out = new Uint8Array(offset + 28 * count);
-    let at = 0;
-    for (let i = 0; i < count; i++) {
-      out.set(ivs.subarray(12 * i, 12 * i + 12), at);
-      out.set(new Uint8Array(sealed[i]), at + 12);
-      at += 12 + sealed[i].byteLength;
-    }
-    return out;
+  sealRecords(key, joined, lengths) {
+    const copy = owned(joined);
+    return toSealer('seal', { key, joined: copy, lengths: Array.from(lengths) }, [copy.buffer]);
   },
 
+  // AES-256-GCM over the TPF layer: each call is answered in order (web/sealer.js).
   async openStream(rawKey, iv) {
-    return GcmStream.open(rawKey, iv);
+    const stream = nextSealerId++;
+    const raw = owned(rawKey);
+    const nonce = owned(iv);
+    await toSealer('open', { stream, raw, iv: nonce }, [raw.buffer, nonce.buffer]);
+    sealerIds.streams.push(stream);
+    return {
+      update(plaintext) {
+        const data = owned(plaintext);
+        return toSealer('update', { stream, data }, [data.buffer]);
+      },
+      finish: () => toSealer('finish', { stream }),
+    };
   },
 };
 
-// Time spent in each glue function during a run (for bench/bench_page.py).
+// After a run: the sealer drops its content keys and streams.
+function forgetSealerState() {
+  for (const key of sealerIds.keys) toSealer('forget', { key });
+  for (const stream of sealerIds.streams) toSealer('forget', { stream });
+  sealerIds.keys = [];
+  sealerIds.streams = [];
+}
+
+// Time spent waiting in each glue function during a run (for bench/bench_page.py).
 const glueTimes = {};
 for (const [name, fn] of Object.entries(self.ipisCrypto)) {
   self.ipisCrypto[name] = async (...args) => {
@@ -80,29 +141,21 @@ for (const [name, fn] of Object.entries(self.ipisCrypto)) {
   };
 }
 
-for (const name of ['update', 'finish']) {
-  const fn = GcmStream.prototype[name];
-  GcmStream.prototype[name] = async function timed(...args) {
-    const started = performance.now();
-    try {
-      return await fn.apply(this, args);
-    } finally {
-      glueTimes[`stream.${name}`] = (glueTimes[`stream.${name}`] || 0) + performance.now() - started;
-    }
-  };
+async function sealerTimes() {
+  const bytes = await toSealer('times', {});
+  return JSON.parse(new TextDecoder().decode(bytes));
 }
-const ghashUpdate = Ghash.prototype.update;
-Ghash.prototype.update = function timedGhash(...args) {
-  const started = performance.now();
-  ghashUpdate.apply(this, args);
-  glueTimes.ghash = (glueTimes.ghash || 0) + performance.now() - started;
-};
 
 // --- one encryption run ---------------------------------------------------------------------
 
-const PART_BYTES = 8 << 20; // output collected in parts of about 8 MB, each its own Blob
+const PART_BYTES = 8 << 20; // to a download: output collected in Blobs of about 8 MB
+// To the file chosen in the save dialog: parts go to the page as they are made, and no more
+// than this waits unwritten, so memory stays flat whatever the file's size.
+const AHEAD_BYTES = 32 << 20;
+const WRITTEN = Promise.resolve();
 
 function makeRun(message) {
+  const toFile = message.sink === 'file';
   const run = {
     params: JSON.stringify(message.params),
     dataSize: message.data ? message.data.size : 0,
@@ -110,6 +163,8 @@ function makeRun(message) {
     parts: [],
     buffer: [],
     buffered: 0,
+    unwritten: 0, // bytes sent to the page and not yet written to the chosen file
+    waitingForWrite: [],
     lastProgress: 0,
     // Slices of the data file; the next slice is read while Python works on this one.
     prefetched: null,
@@ -135,11 +190,28 @@ function makeRun(message) {
     async readKeys() {
       return new Uint8Array(await message.keys.arrayBuffer());
     },
+    // Python awaits this: it resolves at once, or when the chosen file has caught up.
     write(bytes) {
-      if (!bytes.length) return;
+      if (!bytes.length) return WRITTEN;
+      if (toFile) return run.send(bytes);
       run.buffer.push(bytes);
       run.buffered += bytes.length;
       if (run.buffered >= PART_BYTES) run.flush();
+      return WRITTEN;
+    },
+    send(bytes) {
+      const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+      run.unwritten += own.byteLength;
+      postMessage({ type: 'output', id: message.id, bytes: own }, [own.buffer]);
+      if (run.unwritten < AHEAD_BYTES) return WRITTEN;
+      return new Promise((resolve) => run.waitingForWrite.push(resolve));
+    },
+    written(bytes) {
+      run.unwritten -= bytes;
+      if (run.unwritten >= AHEAD_BYTES) return;
+      const waiting = run.waitingForWrite;
+      run.waitingForWrite = [];
+      for (const resolve of waiting) resolve();
     },
     flush() {
       if (run.buffer.length) run.parts.push(new Blob(run.buffer));
@@ -163,13 +235,19 @@ async function encrypt(message) {
   current = run;
   try {
     const result = JSON.parse(await krypt.encrypt(run));
-    if (result.summary) {
+    forgetSealerState();
+    if (!result.summary) {
+      postMessage({ type: 'done', id: message.id, result });
+      return;
+    }
+    const timings = { total: performance.now() - started, ...glueTimes };
+    for (const [name, ms] of Object.entries(await sealerTimes())) timings[`sealer.${name}`] = ms;
+    if (message.sink === 'file') {
+      postMessage({ type: 'done', id: message.id, result, timings });
+    } else {
       run.flush();
       const blob = new Blob(run.parts, { type: 'application/xml' });
-      const timings = { total: performance.now() - started, ...glueTimes };
       postMessage({ type: 'done', id: message.id, result, blob, timings });
-    } else {
-      postMessage({ type: 'done', id: message.id, result });
     }
   } finally {
     current = null;
@@ -177,17 +255,28 @@ async function encrypt(message) {
 }
 
 async function inspectKeys(message) {
-  const raw = new Uint8Array(await message.keys.arrayBuffer());
-  const result = JSON.parse(krypt.inspect_keys(raw, message.today));
+  let result;
+  try {
+    const raw = new Uint8Array(await message.keys.arrayBuffer());
+    result = JSON.parse(krypt.inspect_keys(raw, message.today));
+  } catch (error) { // unreadable: a file gone since it was chosen
+    result = JSON.parse(krypt.key_file_unreadable());
+  }
   postMessage({ type: 'keys', id: message.id, result });
 }
 
-// Tests: the GCM stream against OpenSSL, byte for byte.
+async function checkContact(message) {
+  const result = JSON.parse(krypt.check_contact(message.email, message.name, message.mobile));
+  postMessage({ type: 'contact', id: message.id, result });
+}
+
+// Tests: the sealer's GCM stream against OpenSSL, byte for byte.
 async function gcmSelfTest(message) {
-  const stream = await GcmStream.open(new Uint8Array(message.key), new Uint8Array(message.iv));
+  const stream = await self.ipisCrypto.openStream(new Uint8Array(message.key), new Uint8Array(message.iv));
   const pieces = [];
   for (const chunk of message.chunks) pieces.push(await stream.update(new Uint8Array(chunk)));
   pieces.push(await stream.finish());
+  forgetSealerState();
   const total = pieces.reduce((n, p) => n + p.length, 0);
   const out = new Uint8Array(total);
   let at = 0;
@@ -197,7 +286,7 @@ async function gcmSelfTest(message) {
 
 async function start(message) {
   const started = performance.now();
-  installFetch(message.assets);
+  installFetch();
   pyodide = await loadPyodide({
     indexURL: PLACEHOLDER,
     stdLibURL: PLACEHOLDER + 'python_stdlib.zip',
@@ -211,8 +300,13 @@ async function start(message) {
   const loaded = performance.now();
   krypt = pyodide.pyimport('krypt_worker');
   const info = JSON.parse(krypt.info());
-  const timings = { pyodide: loaded - started, core: performance.now() - loaded };
+  const at = (t) => performance.timeOrigin + t; // the page converts to its own clock
+  const timings = {
+    pyodide: loaded - started, core: performance.now() - loaded,
+    atStart: at(started), atWasm: at(startTimes.wasm), atPython: at(startTimes.python), atLoaded: at(loaded),
+  };
   postMessage({ type: 'ready', info, timings });
+  startSealer(); // after ready, not competing with Python's start
   krypt.warm_up(); // the core, while the operator fills in the form
 }
 
@@ -220,12 +314,16 @@ async function modules(message) {
   postMessage({ type: 'modules', id: message.id, modules: JSON.parse(krypt.modules()) });
 }
 
-const handlers = { start, encrypt, inspectKeys, gcmSelfTest, modules };
+const handlers = { start, asset, encrypt, inspectKeys, checkContact, gcmSelfTest, modules };
 
 self.onmessage = (event) => {
   const message = event.data;
   if (message.type === 'cancel') {
     if (current) current.cancelled = true;
+    return;
+  }
+  if (message.type === 'written') {
+    if (current) current.written(message.bytes);
     return;
   }
   const handler = handlers[message.type];

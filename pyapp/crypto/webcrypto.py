@@ -1,9 +1,9 @@
 """The crypto interface on the browser's WebCrypto, for the core running in Pyodide (web/).
 
 Only imported inside the page's worker: ``js`` is the worker's global scope, where
-web/worker.js defines ``ipisCrypto`` (and web/gcm.js the streamed AES-256-GCM). Keys and data
-cross the Python/JavaScript boundary as copies (``to_js`` / ``to_bytes``); per-person records
-cross once per batch.
+web/worker.js defines ``ipisCrypto``, which hands the AES-256-GCM work to a second worker
+(web/sealer.js) running on the other core. Keys and data cross the Python/JavaScript boundary
+as copies (``to_js`` / ``to_bytes``); per-person records cross once per batch.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ def _bytes(value: Any) -> bytes:
 
 
 class WebCryptoSealingStream:
-    """AES-256-GCM over a stream: AES-CTR through WebCrypto plus GHASH in web/gcm.js."""
+    """AES-256-GCM over a stream: AES-CTR through WebCrypto plus GHASH in web/gcm.js.
+
+    ``update`` starts encrypting its plaintext in the sealer worker and returns the ciphertext
+    of the previous call: one piece lags behind (the interface allows it), so the sealer works
+    on this piece while Python makes the next one. ``finish`` returns what is still owed.
+    """
 
     def __init__(self, content_key: bytes) -> None:
         if len(content_key) != CONTENT_KEY_BYTES:
@@ -35,6 +40,7 @@ class WebCryptoSealingStream:
         self.iv = secrets.token_bytes(GCM_IV_BYTES)
         self._content_key = content_key
         self._stream: Any = None
+        self._pending: Any = None  # the JavaScript promise of the last piece's ciphertext
 
     async def _opened(self) -> Any:
         if self._stream is None:
@@ -43,13 +49,20 @@ class WebCryptoSealingStream:
             )
         return self._stream
 
+    async def _owed(self) -> bytes:
+        pending, self._pending = self._pending, None
+        return _bytes(await pending) if pending is not None else b""
+
     async def update(self, plaintext: bytes) -> bytes:
         stream = await self._opened()
-        return _bytes(await stream.update(to_js(plaintext)))
+        owed = self._pending
+        self._pending = stream.update(to_js(plaintext))  # starts now, in the sealer
+        return _bytes(await owed) if owed is not None else b""
 
     async def finish(self) -> bytes:
         stream = await self._opened()
-        return _bytes(await stream.finish())
+        owed = await self._owed()
+        return owed + _bytes(await stream.finish())
 
 
 class WebCryptoBackend:

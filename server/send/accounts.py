@@ -6,12 +6,12 @@ import getpass
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ipis_core.identifiers import orgnr_ok
 
-from .models import Account, AuditEntry
+from .models import Account, AuditEntry, WebSession
 from .pins import check_pin_format, hash_pin, new_pin
 
 
@@ -110,9 +110,15 @@ def list_accounts(session: Session) -> Sequence[Account]:
     ).all()
 
 
+def end_sessions(session: Session, account: Account) -> None:
+    """Log the account out everywhere (a new PIN or a disabled account ends every session)."""
+    session.execute(delete(WebSession).where(WebSession.account_id == account.id))
+
+
 def disable_account(session: Session, k: str, b: str, o: str, actor: str = "") -> Account:
     account = _require(session, k, b, o)
     account.active = False
+    end_sessions(session, account)
     audit(session, account, "deaktivert", actor or default_actor())
     session.commit()
     return account
@@ -131,7 +137,11 @@ def enable_account(session: Session, k: str, b: str, o: str, actor: str = "") ->
 def reset_pin(
     session: Session, k: str, b: str, o: str, pin: str | None = None, actor: str = ""
 ) -> tuple[Account, str]:
-    """New PIN (random unless given); also lifts a lockout. Commits."""
+    """New PIN (random unless given); lifts a lockout and ends the account's sessions. Commits.
+
+    Whoever knew the old PIN may be logged in right now: a reset is often why (issue 7,
+    point 5).
+    """
     account = _require(session, k, b, o)
     if pin is None:
         pin = new_pin()
@@ -139,6 +149,7 @@ def reset_pin(
     account.pin_hash = hash_pin(pin)
     account.failed_logins = 0
     account.locked_until = None
+    end_sessions(session, account)
     audit(session, account, "ny PIN-kode", actor or default_actor())
     session.commit()
     return account, pin

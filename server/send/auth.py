@@ -25,7 +25,7 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField, StringField, SubmitField  # type: ignore[import-untyped]
@@ -109,63 +109,115 @@ def _client_address() -> str:
     return (request.remote_addr or "ukjent")[:64]
 
 
-def _throttled(db: Session, address: str, now: dt.datetime) -> bool:
-    config = services().config
-    since = now - dt.timedelta(minutes=config.throttle_window_minutes)
-    db.execute(delete(LoginFailure).where(LoginFailure.at < since))
-    count = db.scalar(
-        select(func.count()).select_from(LoginFailure).where(LoginFailure.address == address)
+class Throttled(Exception):
+    """Too many failed logins from this client address."""
+
+
+def _count_attempt(address: str, now: dt.datetime) -> int:
+    """Record this attempt for its address, then count: refused beyond the limit.
+
+    The row is committed before the count, so of any number of parallel attempts the k-th to
+    commit sees at least k rows: at most ``throttle_failures`` of them get their PIN checked
+    (issue 7, point 3; a count before the insert let 35 of 60 through). Every step is its own
+    short transaction: no lock is held while a PIN is hashed (point 4).
+    """
+    svc = services()
+    since = now - dt.timedelta(minutes=svc.config.throttle_window_minutes)
+    with svc.db.session() as db:
+        db.execute(delete(LoginFailure).where(LoginFailure.at < since))
+        attempt = LoginFailure(address=address, at=now)
+        db.add(attempt)
+        db.commit()
+        attempt_id = attempt.id
+    with svc.db.session() as db:
+        count = db.scalar(
+            select(func.count())
+            .select_from(LoginFailure)
+            .where(LoginFailure.address == address, LoginFailure.at >= since)
+        )
+        if (count or 0) > svc.config.throttle_failures:
+            _forget_attempt(db, attempt_id)  # a refused attempt is not a failure
+            raise Throttled()
+    return attempt_id
+
+
+def _forget_attempt(db: Session, attempt_id: int) -> None:
+    db.execute(delete(LoginFailure).where(LoginFailure.id == attempt_id))
+    db.commit()
+
+
+def _reserve_check(db: Session, account_id: int, now: dt.datetime) -> bool:
+    """Take one of the account's PIN checks, atomically, before the PIN is looked at.
+
+    ``failed_logins`` counts failures in a row plus checks in progress; one UPDATE with the
+    limit in its WHERE clause, so parallel guesses cannot all read the same count (issue 7,
+    point 3: 39 wrong PINs and the right one in parallel logged in every time).
+    """
+    limit = services().config.lockout_failures
+    reserved = db.execute(
+        update(Account)
+        .where(
+            Account.id == account_id,
+            Account.active.is_(True),
+            or_(Account.locked_until.is_(None), Account.locked_until <= now),
+            Account.failed_logins < limit,
+        )
+        .values(failed_logins=Account.failed_logins + 1)
     )
-    return (count or 0) >= config.throttle_failures
+    db.commit()
+    return bool(reserved.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _record_failure(db: Session, account: Account | None, address: str, now: dt.datetime) -> None:
+def _lock_if_spent(db: Session, account_id: int, now: dt.datetime) -> None:
+    """After a wrong PIN: lock once every check of the series is spent (one UPDATE decides)."""
     config = services().config
-    db.add(LoginFailure(address=address, at=now))
-    if account is None:
-        return
-    account.failed_logins += 1
-    if account.failed_logins >= config.lockout_failures:
-        account.failed_logins = 0
-        account.locked_until = now + dt.timedelta(minutes=config.lockout_minutes)
+    locked = db.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.failed_logins >= config.lockout_failures)
+        .values(
+            failed_logins=0, locked_until=now + dt.timedelta(minutes=config.lockout_minutes)
+        )
+    )
+    if locked.rowcount == 1:  # type: ignore[attr-defined]
+        account = db.get(Account, account_id)
         audit(db, account, "låst", "innlogging", f"{config.lockout_failures} feil PIN-koder")
-        current_app.logger.warning("Konto %s låst etter mislykkede innlogginger", account.id)
+        current_app.logger.warning("Konto %s låst etter mislykkede innlogginger", account_id)
+    db.commit()
 
 
 def _attempt(form: LoginForm) -> Account | None:
-    """The account when the numbers and PIN are right and it is usable, else None."""
+    """The account when the numbers and PIN are right and it is usable, else None.
+
+    Order: count the attempt for the address, reserve a check on the account, then hash the
+    PIN with no transaction open (argon2id takes 64 MB and a good fraction of a second; on
+    SQLite an open write transaction would stop every upload meanwhile).
+    """
     k = (form.kommunenummer.data or "").strip()
     b = (form.bydelsnummer.data or "").strip() or "00"
     o = (form.organisasjonsnummer.data or "").strip().replace(" ", "")
     pin = form.pin.data or ""
     now = utcnow()
-    address = _client_address()
-    with services().db.session() as db:
-        if _throttled(db, address, now):
-            db.commit()
-            raise Throttled()
+    svc = services()
+    attempt_id = _count_attempt(_client_address(), now)
+    with svc.db.session() as db:
         account = find_account(db, k, b, o)
-        pin_ok = verify_pin(account.pin_hash if account else None, pin)
-        usable = (
-            account is not None
-            and account.active
-            and (account.locked_until is None or account.locked_until <= now)
-        )
-        if account is not None and pin_ok and usable:
-            account.failed_logins = 0
-            account.locked_until = None
-            db.commit()
+        reserved = account is not None and _reserve_check(db, account.id, now)
+    pin_hash = account.pin_hash if account is not None and reserved else None
+    with svc.pin_checks:
+        pin_ok = verify_pin(pin_hash, pin)
+    with svc.db.session() as db:
+        if account is not None and reserved and pin_ok:
+            db.execute(
+                update(Account)
+                .where(Account.id == account.id)
+                .values(failed_logins=0, locked_until=None)
+            )
+            _forget_attempt(db, attempt_id)
             return account
-        if usable or account is None:
-            _record_failure(db, account, address, now)
-        else:
-            db.add(LoginFailure(address=address, at=now))
-        db.commit()
-        return None
-
-
-class Throttled(Exception):
-    """Too many failed logins from this client address."""
+        if account is not None and reserved:
+            current_app.logger.warning("Feil PIN-kode for konto %s", account.id)
+            _lock_if_spent(db, account.id, now)
+    return None
 
 
 def _start_session(account: Account) -> None:
@@ -223,5 +275,6 @@ def logout() -> BaseResponse:
 
 
 def logout_form() -> LogoutForm:
-    """For the header of every authenticated page (its CSRF token)."""
-    return LogoutForm()
+    """For the header of every authenticated page (its CSRF token). Never reads the request:
+    an error page for a body too large must not parse that body (issue 7, point 8)."""
+    return LogoutForm(formdata=None)

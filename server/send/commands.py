@@ -1,4 +1,4 @@
-"""The send module's commands: ``ipis serve``, ``ipis worker`` and ``ipis account``.
+"""The send module's commands: ``ipis serve``, ``ipis worker``, ``ipis migrate``, ``ipis account``.
 
 ``ipis_server.cli`` adds them to the composed command line; nothing here runs on import.
 """
@@ -116,7 +116,22 @@ def _change(args: argparse.Namespace, action: str) -> int:
     return 0
 
 
-# --- serve and worker -----------------------------------------------------------------------
+# --- migrate, serve and worker ---------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """The schema to the newest revision (every start does it too, under the same lock)."""
+    from sqlalchemy import text
+
+    database = _open(args)
+    try:
+        with database.engine.connect() as connection:
+            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        database.dispose()
+    print(f"Databasen er oppdatert (revisjon {revision})")
+    return 0
+
 
 
 def ensure_demo_keys(config: Config) -> None:
@@ -235,6 +250,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     serve.add_argument("--no-worker", action="store_true", help="ingen videresendingstråd")
     _instance_option(serve)
     serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="opprett eller oppgrader databaseskjemaet")
+    _instance_option(migrate)
+    migrate.set_defaults(handler=cmd_migrate)
 
     worker = commands.add_parser("worker", help="videresend mottatte filer til TPF")
     worker.add_argument("--once", action="store_true", help="behandle det som venter, og avslutt")

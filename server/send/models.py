@@ -8,49 +8,26 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Shared with the TPF and the register; re-exported for the send module's code and tests.
+from ..dbtypes import UtcDateTime as UtcDateTime
+from ..dbtypes import utcnow as utcnow
+from ..outbox import LeaseColumns
 
 # The send module's Alembic migrations (its own database; the TPF and the register have theirs).
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class UtcDateTime(TypeDecorator[dt.datetime]):
-    """A timestamp that is always UTC-aware in Python and naive UTC in the database."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        return value.replace(tzinfo=dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -124,6 +101,13 @@ class Submission(Base):
     """An encrypted file received and stored; the receipt is made from this row."""
 
     __tablename__ = "submissions"
+    __table_args__ = (
+        # One forwarded first copy per content and account, settled by the database: two
+        # uploads of the same file at the same moment cannot both become it (issue 7, point 6).
+        # Later copies (the user confirmed «Send likevel», or not yet) leave it NULL, and
+        # NULLs never collide.
+        Index("uq_submission_first_copy", "account_id", "first_sha256", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)  # TPF idempotency key
@@ -140,6 +124,10 @@ class Submission(Base):
     status: Mapped[str] = mapped_column(String(30))
     status_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    first_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The TPF's last JSON status (docs/formater.md §5), checked before it is kept: processed,
+    # persons, invalid numbers counted, the register's answer. Never a number.
+    tpf_report: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     account: Mapped[Account] = relationship()
 
@@ -148,17 +136,11 @@ class Submission(Base):
         return f"IPIS-{self.received_at:%Y%m%d}-{self.id:06d}"
 
 
-class OutboxItem(Base):
-    """A delivery still owed to the TPF (transactional outbox; the worker drains it)."""
+class OutboxItem(LeaseColumns, Base):
+    """A delivery still owed to the TPF (transactional outbox; server/outbox.py drains it)."""
 
     __tablename__ = "outbox"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), unique=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
-    claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    last_error: Mapped[str] = mapped_column(Text, default="")
-    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     submission: Mapped[Submission] = relationship()

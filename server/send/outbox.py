@@ -1,147 +1,66 @@
-"""Forwarding to the TPF: a transactional outbox drained by a worker (issue 4, point 6).
+"""Forwarding to the TPF: the send module's rows on the one outbox (server/outbox.py).
 
 The submission's row and its outbox row are committed together by the upload, so nothing
-received can be forgotten; the worker delivers at least once, with exponential backoff, and
-the TPF deduplicates by the submission id in the URL (PUT is idempotent). More than one
-worker may run: each claims an item with a lease before delivering it.
+received can be forgotten; the worker delivers at least once (lease, heartbeat, backoff, GET
+before re-send: server/outbox.py) and the TPF deduplicates by the submission id in the URL.
+What the send module adds: what to send (the stored file, with the receipt number and the
+sender as headers), and what the TPF's answers mean for the submission's status, including
+the TPF's JSON status (processed, invalid numbers counted, the register's answer), which the
+receipt and history pages show (status.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import random
 import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import Protocol
 
-import requests
-from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
-from ..storage import fsync_folder
+from ..outbox import (
+    Answer,
+    Deliverer,
+    DeliveryFailed,
+    HttpTarget,
+    OutboxSettings,
+    OutboxWorker,
+    Outcome,
+    Parcel,
+)
+from ..outbox import make_deliverer as make_outbox_deliverer
+from ..status_report import REFUSED as REPORT_REFUSED
+from ..status_report import StatusReport
 from .config import Config
-from .models import OutboxItem, Submission, utcnow
+from .models import OutboxItem, utcnow
 from .services import Services
-from .status import CONFIRMED, FORWARDED, RETRYING
+from .status import CONFIRMED, FORWARDED, REFUSED, RETRYING
 
 log = logging.getLogger("ipis.outbox")
-LEASE = dt.timedelta(minutes=10)
-POLL_CONFIRMATION = dt.timedelta(seconds=30)
+REFUSED_WITHOUT_REASON = "TPF avviste filen uten å oppgi grunn."
 
 
-class DeliveryFailed(Exception):
-    """This attempt failed (network, TPF error); the worker tries again later."""
-
-
-class Deliverer(Protocol):
-    def deliver(self, submission: Submission, path: Path) -> str:
-        """Deliver (or ask about) one submission; returns FORWARDED or CONFIRMED."""
-        ...
-
-    def check(self, submission: Submission) -> str | None:
-        """After FORWARDED: CONFIRMED, FORWARDED, or None when the TPF lost it (send again)."""
-        ...
-
-
-class HttpDeliverer:
-    """``PUT {IPIS_TPF_URL}/{submission id}`` with a bearer token (mutual TLS optional)."""
-
-    def __init__(self, config: Config) -> None:
-        self._base = config.tpf_url.rstrip("/")
-        self._timeout = config.tpf_timeout_seconds
-        self._http = requests.Session()
-        self._http.headers["Authorization"] = f"Bearer {config.tpf_token}"
-        if config.tpf_ca_file:
-            self._http.verify = config.tpf_ca_file
-        if config.tpf_client_cert:
-            self._http.cert = (config.tpf_client_cert, config.tpf_client_key or None)  # type: ignore[assignment]
-
-    def _url(self, submission: Submission) -> str:
-        return f"{self._base}/{submission.public_id}"
-
-    def deliver(self, submission: Submission, path: Path) -> str:
-        headers = {
-            "Content-Type": "application/xml",
-            "Content-Length": str(submission.size_bytes),
-            "X-IPIS-SHA256": submission.sha256,
-            "X-IPIS-Kvitteringsnummer": submission.receipt_number,
-            "X-IPIS-Avsender": (
-                f"{submission.kommunenummer}-{submission.bydelsnummer}-"
-                f"{submission.organisasjonsnummer}"
-            ),
-        }
-        try:
-            with path.open("rb") as body:  # streamed, never read whole
-                response = self._http.put(
-                    self._url(submission), data=body, headers=headers, timeout=self._timeout
-                )
-        except requests.RequestException as error:
-            raise DeliveryFailed(type(error).__name__) from None
-        if response.status_code in (200, 201):
-            return CONFIRMED
-        if response.status_code == 202:
-            return FORWARDED
-        raise DeliveryFailed(f"TPF svarte HTTP {response.status_code}")
-
-    def check(self, submission: Submission) -> str | None:
-        try:
-            response = self._http.get(self._url(submission), timeout=self._timeout)
-        except requests.RequestException as error:
-            raise DeliveryFailed(type(error).__name__) from None
-        if response.status_code == 200:
-            return CONFIRMED
-        if response.status_code == 202:
-            return FORWARDED
-        if response.status_code == 404:
-            return None
-        raise DeliveryFailed(f"TPF svarte HTTP {response.status_code}")
-
-
-class InboxDeliverer:
-    """Demo stand-in for the TPF: a durable copy in a local inbox folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-    def deliver(self, submission: Submission, path: Path) -> str:
-        target = self._folder / f"{submission.public_id}.xml"
-        if target.exists():
-            return FORWARDED  # delivered before (at least once, idempotent)
-        temp = self._folder / f".{submission.public_id}.tmp"
-        try:
-            with path.open("rb") as source, temp.open("wb") as out:
-                while block := source.read(1 << 20):
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-            fsync_folder(self._folder)
-        except OSError as error:
-            temp.unlink(missing_ok=True)
-            raise DeliveryFailed(type(error).__name__) from None
-        return FORWARDED
-
-    def check(self, submission: Submission) -> str | None:
-        return FORWARDED
+def tpf_target(config: Config) -> HttpTarget:
+    return HttpTarget(
+        url=config.tpf_url,
+        token=config.tpf_token,
+        name="TPF",
+        ca_file=config.tpf_ca_file,
+        client_cert=config.tpf_client_cert,
+        client_key=config.tpf_client_key,
+        connect_timeout_seconds=config.tpf_connect_timeout_seconds,
+        read_timeout_seconds=config.tpf_read_timeout_seconds,
+        read_seconds_per_mb=config.tpf_read_seconds_per_mb,
+    )
 
 
 def make_deliverer(config: Config) -> Deliverer:
-    if config.tpf_url:
-        return HttpDeliverer(config)
-    return InboxDeliverer(config.inbox_dir)
+    """``PUT {IPIS_TPF_URL}/{id}``; without a URL, the local inbox folder (demo)."""
+    return make_outbox_deliverer(tpf_target(config), config.inbox_dir)
 
 
-def backoff(config: Config, attempts: int) -> dt.timedelta:
-    """Exponential with 20 % jitter, capped: 5 s, 10 s, 20 s … at most an hour (defaults)."""
-    seconds = min(config.retry_max_seconds, config.retry_base_seconds * 2 ** max(0, attempts - 1))
-    return dt.timedelta(seconds=seconds * (1 + random.random() * 0.2))  # noqa: S311 - jitter
-
-
-class Worker:
-    """Drains the outbox of one database; ``run`` until ``stop`` is set."""
+class Worker(OutboxWorker[OutboxItem]):
+    """Drains the send module's outbox; ``run`` until ``stop`` is set."""
 
     def __init__(
         self,
@@ -149,129 +68,75 @@ class Worker:
         deliverer: Deliverer | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
+        config = svc.config
+        settings = OutboxSettings(
+            lease_seconds=config.worker_lease_seconds,
+            retry_base_seconds=config.retry_base_seconds,
+            retry_max_seconds=config.retry_max_seconds,
+            poll_answer_seconds=config.tpf_poll_seconds,
+            idle_seconds=config.worker_poll_seconds,
+        )
+        super().__init__(svc.db, OutboxItem, deliverer or make_deliverer(config), settings, clock)
         self._svc = svc
-        self._deliverer = deliverer or make_deliverer(svc.config)
-        self._clock = clock
 
-    def _claim(self) -> int | None:
-        now = self._clock()
-        with self._svc.db.session() as db:
-            due = db.scalars(
-                select(OutboxItem.id)
-                .where(
-                    OutboxItem.done_at.is_(None),
-                    OutboxItem.next_attempt_at <= now,
-                    or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
-                )
-                .order_by(OutboxItem.next_attempt_at)
-                .limit(10)
-            ).all()
-            for item_id in due:
-                claimed = db.execute(
-                    update(OutboxItem)
-                    .where(
-                        OutboxItem.id == item_id,
-                        OutboxItem.done_at.is_(None),
-                        or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),
-                    )
-                    .values(claimed_until=now + LEASE)
-                )
-                db.commit()
-                if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                    return item_id
-        return None
-
-    def process_one(self) -> bool:
-        """Deliver one due item; False when none is due.
-
-        No transaction is open while the file travels (minutes for 1 GB): on SQLite that
-        would hold the write lock and block every upload's commit.
-        """
-        item_id = self._claim()
-        if item_id is None:
-            return False
-        with self._svc.db.session() as db:
-            item = db.get(OutboxItem, item_id)
-            assert item is not None
-            submission = item.submission  # loaded now; used detached below
-            item.attempts += 1
-            attempts = item.attempts
-            db.commit()
-        try:
-            if submission.status == FORWARDED:
-                result = self._deliverer.check(submission)
-                if result is None:  # the TPF does not have it: deliver again
-                    result = self._deliver(submission)
-            else:
-                result = self._deliver(submission)
-        except DeliveryFailed as failure:
-            self._record_failure(item_id, attempts, str(failure)[:500])
-            return True
-        self._record_success(item_id, result)
-        return True
-
-    def _record_failure(self, item_id: int, attempts: int, error: str) -> None:
-        now = self._clock()
-        with self._svc.db.session() as db:
-            item = db.get(OutboxItem, item_id)
-            assert item is not None
-            item.last_error = error
-            item.next_attempt_at = now + backoff(self._svc.config, attempts)
-            item.claimed_until = None
-            item.submission.status = RETRYING
-            item.submission.status_at = now
-            db.commit()
-            log.warning(
-                "Videresending av %s feilet (forsøk %d): %s; prøver igjen %s",
-                item.submission.public_id,
-                attempts,
-                error,
-                item.next_attempt_at.isoformat(timespec="seconds"),
-            )
-
-    def _record_success(self, item_id: int, result: str) -> None:
-        now = self._clock()
-        with self._svc.db.session() as db:
-            item = db.get(OutboxItem, item_id)
-            assert item is not None
-            submission = item.submission
-            if result != submission.status:
-                submission.status = result
-                submission.status_at = now
-            item.last_error = ""
-            item.claimed_until = None
-            needs_confirmation = result == FORWARDED and isinstance(self._deliverer, HttpDeliverer)
-            if needs_confirmation:
-                item.attempts = 0
-                item.next_attempt_at = now + POLL_CONFIRMATION
-            else:
-                item.done_at = now
-            db.commit()
-            log.info("Innsending %s: %s", submission.public_id, result)
-
-    def _deliver(self, submission: Submission) -> str:
+    def parcel(self, db: Session, row: OutboxItem) -> Parcel:
+        submission = row.submission
         path = self._svc.storage.path_of(submission.storage_name)
         if not path.is_file():
             raise DeliveryFailed("filen mangler i lageret")
-        return self._deliverer.deliver(submission, path)
+        return Parcel(
+            key=submission.public_id,
+            path=path,
+            size=submission.size_bytes,
+            sha256=submission.sha256,
+            headers={
+                "X-IPIS-Kvitteringsnummer": submission.receipt_number,
+                "X-IPIS-Avsender": (
+                    f"{submission.kommunenummer}-{submission.bydelsnummer}-"
+                    f"{submission.organisasjonsnummer}"
+                ),
+            },
+        )
 
-    def run(self, stop: threading.Event) -> None:
-        poll = self._svc.config.worker_poll_seconds
-        while not stop.is_set():
-            try:
-                busy = self.process_one()
-            except Exception:  # the worker thread must survive a database hiccup
-                log.exception("Feil i videresendingen; prøver igjen")
-                busy = False
-            if not busy:
-                stop.wait(poll)
+    def sent_before(self, db: Session, row: OutboxItem) -> bool:
+        return row.submission.status in (FORWARDED, RETRYING)
 
-    def drain(self) -> int:
-        """Process everything due now (``ipis worker --once``, tests)."""
-        count = 0
-        while self.process_one():
-            count += 1
-        return count
+    def on_answer(self, db: Session, row: OutboxItem, answer: Answer, now: dt.datetime) -> None:
+        submission = row.submission
+        report = answer.report
+        if answer.outcome is Outcome.REFUSED:
+            report = StatusReport(REPORT_REFUSED, melding=answer.message or REFUSED_WITHOUT_REASON)
+        if report is not None:
+            submission.tpf_report = report.dumps()
+        refused = report is not None and report.status == REPORT_REFUSED
+        if answer.outcome is Outcome.REFUSED or refused:
+            status = REFUSED
+        elif answer.outcome is Outcome.DONE:
+            status = CONFIRMED
+        else:
+            status = FORWARDED
+        if status != submission.status:
+            submission.status = status
+            submission.status_at = now
+        log.info("Innsending %s: %s", submission.public_id, status)
+
+    def on_failure(self, db: Session, row: OutboxItem, error: str, now: dt.datetime) -> None:
+        row.submission.status = RETRYING
+        row.submission.status_at = now
+
+    def describe(self, row: OutboxItem) -> str:
+        return row.submission.public_id
+
+    def _sweep(self) -> None:
+        """Partial uploads of crashed processes (issue 7, point 12)."""
+        removed = self._svc.storage.clear_incoming()
+        if removed:
+            log.info("Fjernet %d avbrutte opplastinger fra mottaksmappen", removed)
+
+    def run(  # type: ignore[override]
+        self, stop: threading.Event
+    ) -> None:
+        super().run(stop, sweep=self._sweep, sweep_seconds=self._svc.config.incoming_sweep_seconds)
 
 
 def start_thread(svc: Services, stop: threading.Event) -> threading.Thread:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
@@ -12,6 +13,7 @@ from .config import Config
 from .validation import ServedKeyNames
 
 EXTENSION_KEY = "ipis"
+PARALLEL_PIN_CHECKS = 4
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,11 @@ class Services:
     db: Database
     storage: Storage
     key_names: ServedKeyNames  # the TPF key ids uploads may name (validation.py)
+    # At most this many argon2id checks at once in one process (64 MB each): a login flood
+    # queues here instead of taking the machine's memory.
+    pin_checks: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(PARALLEL_PIN_CHECKS)
+    )
 
 
 def services(app: Flask | None = None) -> Services:

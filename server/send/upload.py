@@ -9,6 +9,7 @@ outbox entry are committed together, and only then is ``Sending utført`` shown.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 import unicodedata
@@ -25,8 +26,14 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
-from flask_wtf.csrf import ValidationError, validate_csrf  # type: ignore[import-untyped]
+from flask_wtf.csrf import (  # type: ignore[import-untyped]
+    ValidationError,
+    same_origin,
+    validate_csrf,
+)
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -34,11 +41,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import FileField, SubmitField  # type: ignore[import-untyped]
 
 from ipis_core.envelope import Envelope
-from ipis_core.faults import EncryptedMessageFault
+from ipis_core.faults import EncryptedMessageFault, NotUtf8
 
 from ..storage import IncomingFile, StorageError
 from .auth import login_required
 from .models import Account, OutboxItem, Submission, utcnow
+from .prolog import Utf8Prolog
 from .services import services
 from .status import AWAITING_CONFIRMATION, RECEIVED
 from .validation import UploadValidator, refusal_status
@@ -49,6 +57,8 @@ READ_BYTES = 1 << 20
 FILE_FIELD = "fil"
 MAX_FIELD_BYTES = 4096
 MAX_PARTS = 10  # csrf_token, fil and the button; anything more is not our form
+# Headroom above the file limit for the multipart framing and the CSRF token.
+MULTIPART_OVERHEAD = 64 * 1024
 
 NO_FILE = "Velg den krypterte IPLOS-filen før du trykker «Send kryptert IPLOS-fil»."
 CSRF_FAILED = "Skjemaet er utløpt eller ugyldig. Last siden på nytt og send filen igjen."
@@ -57,6 +67,18 @@ STORAGE_FAILED = (
     "kontakt driftsansvarlig."
 )
 DISCONNECTED = "Overføringen ble avbrutt før hele filen var mottatt. Filen er ikke sendt."
+TOO_MANY_PARTS = (
+    "Forespørselen har flere felt enn skjemaet for opplasting. Last siden på nytt og send "
+    "filen igjen."
+)
+DATABASE_FAILED = (
+    "Filen kunne ikke registreres fordi databasen ikke svarte. Den er ikke lagret og ikke "
+    "sendt. Prøv igjen om litt."
+)
+DATABASE_UNCERTAIN = (
+    "Vi fikk ikke bekreftet at filen ble registrert fordi databasen ikke svarte. Se "
+    "«Innsendinger» om noen minutter: står filen ikke der, send den på nytt."
+)
 
 
 class UploadForm(FlaskForm):  # type: ignore[misc]
@@ -103,10 +125,13 @@ class _Pipeline:
     file_name: str
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
     received: int = 0
+    prolog: Utf8Prolog = field(default_factory=Utf8Prolog)
 
     def feed(self, data: bytes) -> None:
+        if not self.prolog.feed(data):  # UTF-16 and the like, before the parser sees it
+            raise NotUtf8("ikke UTF-8 (byte-rekkefølgemerke, NUL eller deklarasjon)")
         self.received += len(data)
-        self._write(self.validator.feed(data))
+        self._write(self.validator.feed(data))  # only validated bytes reach the disk
 
     def finish(self) -> Envelope:
         rest, envelope = self.validator.finish()
@@ -131,6 +156,8 @@ class _Receiver:
 
     def __init__(self, account: Account) -> None:
         self.account = account
+        self.started_at = utcnow()  # a first copy recorded after this is the same sending
+        self.parts = 0
         self.part = ""  # "csrf", "file" or "ignore"
         self.csrf_token = bytearray()
         self.pipeline: _Pipeline | None = None
@@ -145,6 +172,12 @@ class _Receiver:
             self.outcome = UploadOutcome(fault=message, status=status)
 
     def on_event(self, event: object) -> None:
+        if isinstance(event, Field | File):
+            self.parts += 1
+            if self.parts > MAX_PARTS:  # not our form; not a size problem either
+                self.fail(TOO_MANY_PARTS)
+                self.part = "ignore"
+                return
         if isinstance(event, Field):
             self.part = "csrf" if event.name == "csrf_token" else "ignore"
         elif isinstance(event, File):
@@ -194,7 +227,7 @@ class _Receiver:
         if pipeline.received == 0:
             pipeline.target.discard()
             return
-        self.outcome = _finish(self.account, pipeline)
+        self.outcome = _finish(self.account, pipeline, self.started_at)
 
     def result(self) -> UploadOutcome:
         if self.pipeline is not None:  # the body ended inside the file part
@@ -211,9 +244,7 @@ def _receive(account: Account) -> UploadOutcome:
     if content_type != "multipart/form-data" or not boundary:
         _drain(request.stream)
         return UploadOutcome(fault=NO_FILE)
-    decoder = MultipartDecoder(
-        boundary.encode("ascii", "replace"), max_form_memory_size=None, max_parts=MAX_PARTS
-    )
+    decoder = MultipartDecoder(boundary.encode("ascii", "replace"), max_form_memory_size=None)
     receiver = _Receiver(account)
     stream = request.stream
     try:
@@ -254,6 +285,24 @@ def _drain(stream: object) -> None:
         pass
 
 
+def refuse_unread(message: str, status: int) -> BaseResponse:
+    """The upload page with ``message``, the connection closed after it: the body may not have
+    been read to its end, and the server must not read on to a next request inside it."""
+    page = render_template("upload.html", form=UploadForm(formdata=None), error=message)
+    response = current_app.make_response((page, status))
+    response.headers["Connection"] = "close"
+    return response
+
+
+def _referer_ok() -> bool:
+    """Over HTTPS the Referer must be this site, as Flask-WTF's SSL-strict check demands of
+    every other form (the upload checks its CSRF token itself; issue 7, point 12)."""
+    if not request.is_secure:
+        return True
+    referrer = request.referrer
+    return bool(referrer) and bool(same_origin(referrer, f"https://{request.host}/"))
+
+
 def _csrf_ok(token: bytes) -> bool:
     try:
         validate_csrf(token.decode("ascii", "replace"))
@@ -262,9 +311,18 @@ def _csrf_ok(token: bytes) -> bool:
     return True
 
 
-def _finish(account: Account, pipeline: _Pipeline) -> UploadOutcome:
+class _CommitUncertain(Exception):
+    """The COMMIT itself failed: the database may or may not have the record."""
+
+
+def _finish(account: Account, pipeline: _Pipeline, started_at: dt.datetime) -> UploadOutcome:
     """End of the file part: the end of the envelope checked, then fsync, then the record
-    (receipt) is committed."""
+    (receipt) is committed.
+
+    A database failure after the file is stored removes the file again and tells the user in
+    Norwegian (issue 7, point 7), unless the commit's outcome cannot be known: then the file
+    stays, since a committed record may point at it, and the user is told to look.
+    """
     svc = services()
     try:
         envelope = pipeline.finish()
@@ -281,52 +339,131 @@ def _finish(account: Account, pipeline: _Pipeline) -> UploadOutcome:
         pipeline.target.commit(storage_name)
     except StorageError:
         return UploadOutcome(fault=STORAGE_FAILED, status=507)
-    now = utcnow()
-    with svc.db.session() as db:
-        earlier = db.scalar(
-            select(Submission)
-            .where(
-                Submission.account_id == account.id,
-                Submission.sha256 == sha256,
-                Submission.status != AWAITING_CONFIRMATION,
+    submission = Submission(
+        public_id=public_id,
+        account_id=account.id,
+        file_name=pipeline.file_name,
+        size_bytes=pipeline.target.size,
+        sha256=sha256,
+        storage_name=storage_name,
+        kommunenummer=envelope.kommunenummer,
+        bydelsnummer=envelope.bydelsnummer,
+        organisasjonsnummer=envelope.organisasjonsnummer,
+        tpf_key_name=envelope.tpf_key.key_name,
+    )
+    try:
+        recorded = _record(submission, started_at)
+    except _CommitUncertain:
+        if _recorded(public_id) is not False:
+            current_app.logger.error(
+                "Innsending %s: usikkert om posten ble lagret (databasefeil); filen er beholdt",
+                public_id,
             )
-            .order_by(Submission.id)
-            .limit(1)
+            return UploadOutcome(fault=DATABASE_UNCERTAIN, status=503)
+        svc.storage.remove(storage_name)
+        return UploadOutcome(fault=DATABASE_FAILED, status=503)
+    except SQLAlchemyError as error:
+        svc.storage.remove(storage_name)
+        current_app.logger.error(
+            "Innsending fra konto %s ikke registrert, filen er fjernet: %s",
+            account.id,
+            type(error).__name__,
         )
-        submission = Submission(
-            public_id=public_id,
-            account_id=account.id,
-            received_at=now,
-            file_name=pipeline.file_name,
-            size_bytes=pipeline.target.size,
-            sha256=sha256,
-            storage_name=storage_name,
-            kommunenummer=envelope.kommunenummer,
-            bydelsnummer=envelope.bydelsnummer,
-            organisasjonsnummer=envelope.organisasjonsnummer,
-            tpf_key_name=envelope.tpf_key.key_name,
-            status=AWAITING_CONFIRMATION if earlier else RECEIVED,
-            status_at=now,
-            duplicate_of=earlier.id if earlier else None,
+        return UploadOutcome(fault=DATABASE_FAILED, status=503)
+    if recorded is not submission:  # the same file, sent at the same moment: one receipt
+        svc.storage.remove(storage_name)
+        current_app.logger.info(
+            "Samtidig lik innsending fra konto %s: samme kvittering som %s",
+            account.id,
+            recorded.public_id,
         )
-        db.add(submission)
-        db.flush()
-        if earlier is None:
-            db.add(OutboxItem(submission_id=submission.id, next_attempt_at=now))
-        try:
-            db.commit()
-        except Exception:
-            svc.storage.remove(storage_name)
-            raise
+        return UploadOutcome(submission=recorded)
     current_app.logger.info(
         "Mottatt innsending %s fra konto %s: %d byte, sha256 %s%s",
-        submission.public_id,
+        recorded.public_id,
         account.id,
-        submission.size_bytes,
+        recorded.size_bytes,
         sha256,
-        " (lik tidligere innsending, venter på bekreftelse)" if earlier else "",
+        " (lik tidligere innsending, venter på bekreftelse)"
+        if recorded.status == AWAITING_CONFIRMATION
+        else "",
     )
-    return UploadOutcome(submission=submission)
+    return UploadOutcome(submission=recorded)
+
+
+def _record(submission: Submission, started_at: dt.datetime) -> Submission:
+    """Commit the submission; returns it, or the first copy when that is the same sending.
+
+    First as the first copy of its content (with its outbox entry, in one transaction); the
+    unique index refuses that when the account sent the same bytes before. Then, if the first
+    copy was recorded after this upload began, both are one sending (a double click, two
+    tabs): its receipt is the answer and nothing more is forwarded. Otherwise this is a later
+    re-send, kept waiting for the user's confirmation as before.
+    """
+    db_handle = services().db
+    now = utcnow()
+    submission.received_at = now
+    submission.status_at = now
+    submission.status = RECEIVED
+    submission.first_sha256 = submission.sha256
+    with db_handle.session() as db:
+        db.add(submission)
+        try:
+            db.flush()
+        except IntegrityError:
+            db.rollback()
+        else:
+            db.add(OutboxItem(submission_id=submission.id, next_attempt_at=now))
+            db.flush()
+            _commit(db)
+            return submission
+    with db_handle.session() as db:
+        first = db.scalar(
+            select(Submission).where(
+                Submission.account_id == submission.account_id,
+                Submission.first_sha256 == submission.sha256,
+            )
+        )
+        if first is None:  # the unique index refused it for another reason
+            raise IntegrityError("first copy not found", None, Exception())
+        if first.received_at >= started_at:
+            return first
+        duplicate = Submission(
+            **{
+                column: getattr(submission, column)
+                for column in (
+                    "public_id", "account_id", "file_name", "size_bytes", "sha256",
+                    "storage_name", "kommunenummer", "bydelsnummer", "organisasjonsnummer",
+                    "tpf_key_name",
+                )
+            },
+            received_at=now,
+            status=AWAITING_CONFIRMATION,
+            status_at=now,
+            duplicate_of=first.id,
+            first_sha256=None,
+        )
+        db.add(duplicate)
+        db.flush()
+        _commit(db)
+        return duplicate
+
+
+def _commit(db: Session) -> None:
+    try:
+        db.commit()
+    except SQLAlchemyError:
+        raise _CommitUncertain() from None
+
+
+def _recorded(public_id: str) -> bool | None:
+    """After a failed COMMIT: is the record there? None when the database cannot say."""
+    try:
+        with services().db.session() as db:
+            found = db.scalar(select(Submission.id).where(Submission.public_id == public_id))
+    except SQLAlchemyError:
+        return None
+    return found is not None
 
 
 @bp.route("/send", methods=["GET"])
@@ -337,11 +474,16 @@ def form() -> str:
 
 @bp.route("/send", methods=["POST"])
 @login_required
-def submit() -> BaseResponse | tuple[str, int]:
+def submit() -> BaseResponse:
+    limit = services().config.max_upload_bytes + MULTIPART_OVERHEAD
+    if request.content_length is not None and request.content_length > limit:
+        return refuse_unread(too_large_message(), 413)  # before any byte is read or written
+    if not _referer_ok():
+        return refuse_unread(CSRF_FAILED, 400)
     outcome = _receive(g.account)
     if outcome.submission is None:
-        page = render_template("upload.html", form=UploadForm(), error=outcome.fault)
-        return page, outcome.status
+        # Closed after the answer: a refused body may not have been read to its end.
+        return refuse_unread(outcome.fault or NO_FILE, outcome.status)
     submission = outcome.submission
     if submission.status == AWAITING_CONFIRMATION:
         return redirect(url_for("upload.confirm", public_id=submission.public_id), code=303)

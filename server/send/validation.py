@@ -6,16 +6,16 @@ and written (upload._Pipeline): a refused file never had an unchecked byte on di
 partial file is deleted. Memory stays flat whatever the input (the reader bounds every token).
 
 What the send module adds: the login's Kommunenummer, compared as soon as the clear Avsender
-has been read, and the TPF key names it accepts in ``ds:KeyName``: the key ids of the key
-files it serves (``ServedKeyNames``), read again whenever a file changes, so a key rotation
-needs no restart.
+has been read, and the TPF key names it accepts in ``ds:KeyName``: the key id of the key file
+it serves and, during the overlap after 1 December, last year's (``ServedKeyNames``), read
+again whenever a file changes, so a key rotation needs no restart.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 from ipis_core.envelope import Envelope, EnvelopeReader, SenderNumbers
@@ -23,6 +23,8 @@ from ipis_core.faults import CleartextIplosFile, EncryptedMessageFault, SenderDi
 from ipis_core.keyfile import MAX_KEY_FILE_BYTES, parse_key_file
 
 _log = logging.getLogger(__name__)
+CURRENT_KEY_FILE = "nokkelfil.xml"  # served under /last-ned
+PREVIOUS_KEY_FILE = "forrige-nokkelfil.xml"  # last year's, accepted during the overlap
 
 
 def refusal_status(fault: EncryptedMessageFault) -> int:
@@ -53,26 +55,41 @@ class UploadValidator:
 
 
 class ServedKeyNames:
-    """The TPF key ids of the key files the send module serves, re-read when one changes.
+    """The TPF key ids uploads may name: the key file the send module serves, and last year's
+    during the overlap the TPF keeps (issue 9.6), re-read when a file changes.
 
-    A key file that is missing or invalid contributes no name (and is logged for the
-    operator): uploads for its key are then refused rather than accepted unchecked."""
+    The current key file's key is always accepted (the TPF's keyring has the last word on it).
+    The previous one's only until its last valid day plus ``overlap_days`` (31 January after a
+    1 December rollover, as the TPF): after that a file encrypted for it is refused before the
+    upload finishes, with the key-name message, instead of travelling to a TPF that refuses it.
+    A key file that is missing or invalid contributes no name (and is logged for the operator):
+    uploads for its key are then refused rather than accepted unchecked."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
-        self._paths = tuple(paths)
+    def __init__(
+        self, current: Path, previous: Path | None = None, overlap_days: int = 62
+    ) -> None:
+        self._paths = (current,) if previous is None else (current, previous)
+        self._overlap = dt.timedelta(days=overlap_days)
         self._lock = threading.Lock()
         self._seen: tuple[tuple[int, int] | None, ...] = ()
-        self._names: frozenset[str] = frozenset()
+        self._keys: tuple[tuple[str, dt.date] | None, ...] = ()
 
-    def current(self) -> frozenset[str]:
+    def current(self, today: dt.date | None = None) -> frozenset[str]:
+        day = today or dt.date.today()
         stamps = tuple(_stamp(path) for path in self._paths)
         with self._lock:
             if stamps != self._seen:
-                self._names = frozenset(
-                    name for path in self._paths if (name := _tpf_key_id(path)) is not None
-                )
+                self._keys = tuple(_tpf_key(path) for path in self._paths)
                 self._seen = stamps
-            return self._names
+            keys = self._keys
+        names = set()
+        for index, key in enumerate(keys):
+            if key is None:
+                continue
+            name, valid_to = key
+            if index == 0 or day <= valid_to + self._overlap:
+                names.add(name)
+        return frozenset(names)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -83,13 +100,18 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return status.st_mtime_ns, status.st_size
 
 
-def _tpf_key_id(path: Path) -> str | None:
+def _tpf_key(path: Path) -> tuple[str, dt.date] | None:
+    """The TPF key id of a key file and its last valid day, or None (logged)."""
     from ipis_core.faults import KeyFileFault
 
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_KEY_FILE_BYTES + 1)
-        return parse_key_file(raw).tpf.key_id
+        key_file = parse_key_file(raw)
+        return key_file.tpf.key_id, key_file.valid_to
+    except FileNotFoundError:
+        if path.name != PREVIOUS_KEY_FILE:  # no previous key file is normal
+            _log.warning("Nøkkelfilen %s finnes ikke; opplastinger avvises til den finnes", path)
     except OSError:
         _log.warning("Nøkkelfilen %s kan ikke leses; opplastinger avvises til den finnes", path)
     except KeyFileFault as fault:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pathlib
+from collections.abc import Iterator
 
 import pytest
-from krypt_testlib import PAGE, TODAY, Keys
+from krypt_testlib import PAGE, TODAY, Keys, Krypt, open_krypt
+from playwright.sync_api import Browser
 
 from ipis_core.keyfile import render_key_file
 from ipis_core.keygen import generate_keys
@@ -23,6 +25,15 @@ def page_url() -> str:
     if not PAGE.exists():
         pytest.fail("dist/ipis-krypt.html mangler: kjør `make page` før nettlesertestene")
     return PAGE.as_uri()
+
+
+@pytest.fixture(scope="module")
+def krypt(browser: Browser, page_url: str) -> Iterator[Krypt]:
+    """One page for a test module, opened from file://; no request may leave it."""
+    opened = open_krypt(browser, page_url)
+    yield opened
+    assert opened.network.outside == [], "requests left the page"
+    opened.close()
 
 
 @pytest.fixture(scope="session")

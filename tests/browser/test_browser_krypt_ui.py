@@ -1,54 +1,33 @@
 """IPLOS Krypt's form: keyboard only, labels, announced errors, axe-core (WCAG 2.1 AA), the
-contact person remembered, saving through the File System Access API; and the screenshots of
-docs/brukerveiledning.md (docs/img/)."""
+contact person remembered with consent, saving through the File System Access API; and the
+screenshots of docs/brukerveiledning.md (docs/img/)."""
 
 from __future__ import annotations
 
-import os
 import pathlib
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
 import pytest
-from krypt_testlib import CONTACT, DOCS_IMG, PAGE, ROOT, Keys, Krypt, decrypt, open_krypt
+from krypt_testlib import (
+    CONTACT,
+    PAGE,
+    SAVE_DIALOG,
+    Keys,
+    Krypt,
+    axe_violations,
+    chosen_file,
+    decrypt,
+    open_krypt,
+    screenshot,
+)
 from playwright.sync_api import Browser, Page
 
 from ipis_core.demo_data import document_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("page")]
 
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 VIEWPORT = {"width": 860, "height": 1100}
-
-
-def axe_violations(page: Page) -> list[dict[str, object]]:
-    if not page.evaluate("() => Boolean(window.axe)"):
-        page.add_script_tag(content=AXE.read_text())  # inline: allowed by the page's CSP
-    return page.evaluate(
-        """async (tags) => {
-          const result = await axe.run(document, { runOnly: { type: 'tag', values: tags } });
-          return result.violations.map((v) => ({
-            id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')),
-          }));
-        }""",
-        WCAG_TAGS,
-    )
-
-
-SCRATCH_IMG = pathlib.Path(tempfile.gettempdir()) / "ipis-skjermbilder"
-
-
-def screenshot(page: Page, name: str) -> None:
-    """Taken on every run (and size-checked); written into docs/img only when
-    IPIS_SKJERMBILDER=1, so a test run leaves the checkout clean."""
-    folder = DOCS_IMG if os.environ.get("IPIS_SKJERMBILDER") == "1" else SCRATCH_IMG
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size < 200_000, f"{name} is too large for the docs"
 
 
 def focus_order(page: Page, presses: int) -> list[str]:
@@ -82,10 +61,9 @@ def test_every_field_has_its_label(ui: Krypt) -> None:
     assert page.get_by_role("button", name="Utfør kryptering").is_enabled()
     version = page.text_content("#version")
     assert version and version[0].isdigit()
-    sys.path.insert(0, str(ROOT / "web"))
-    from build import fingerprint_of, grouped
-
-    assert page.text_content("#fingerprint") == grouped(fingerprint_of(PAGE.read_bytes()))
+    assert page.get_by_label("Husk kontaktpersonen i denne nettleseren").get_attribute(
+        "type"
+    ) == "checkbox"
 
 
 def test_axe_finds_no_wcag_violations_and_keyboard_alone_works(
@@ -98,8 +76,10 @@ def test_axe_finds_no_wcag_violations_and_keyboard_alone_works(
     assert axe_violations(page) == []
 
     # Tab order follows the seed's form; the file pickers are reachable by keyboard.
-    order = focus_order(page, 7)
-    assert order == ["data", "out", "out-browse", "keys", "email", "name", "mobile", "run"]
+    order = focus_order(page, 8)
+    assert order == [
+        "data", "out", "out-browse", "keys", "email", "name", "mobile", "remember", "run"
+    ]
 
     # Enter on the button with nothing filled in: the first seed message, announced.
     page.focus("#run")
@@ -109,6 +89,9 @@ def test_axe_finds_no_wcag_violations_and_keyboard_alone_works(
         time.sleep(0.05)
     assert ui.error("data") == "IPLOS datafil mangler"
     assert page.text_content("#announce") == "Feil: IPLOS datafil mangler"
+    # The form was refused before anything was read: nothing was "stopped".
+    assert "ikke startet" in (page.text_content("#status") or "")
+    assert "stoppet" not in (page.text_content("#status") or "")
     assert page.get_attribute("#announce", "aria-live") == "assertive"
     assert page.evaluate("() => document.activeElement.id") == "data"
     assert "data-error" in (page.get_attribute("#data", "aria-describedby") or "")
@@ -138,7 +121,9 @@ def test_axe_finds_no_wcag_violations_and_keyboard_alone_works(
     assert len(decrypt((tmp_path / "ut.xml").read_bytes(), keys).records) == 180
     assert page.evaluate("() => document.activeElement.id") == "result"
     assert page.text_content("#r-persons") == "180"
-    assert "Krypteringen er utført" in (page.text_content("#announce") or "")
+    assert "Filen er kryptert: 180 personer" in (page.text_content("#announce") or "")
+    # The stale fault of 04 is gone since the data file was chosen (issue 10, point 3).
+    assert ui.visible_errors() == {}
     screenshot(page, "03-resultat.png")
     assert axe_violations(page) == []
 
@@ -146,18 +131,22 @@ def test_axe_finds_no_wcag_violations_and_keyboard_alone_works(
 def test_contact_person_is_remembered(
     ui: Krypt, tmp_path: pathlib.Path, key_files: dict[str, pathlib.Path]
 ) -> None:
-    """After a run, a reloaded page has the contact person filled in."""
+    """With «Husk» ticked, after a run, a reloaded page has the contact person filled in."""
     page = ui.page
     source = tmp_path / "iplos.xml"
     source.write_bytes(document_bytes(3, seed=35))
     contact = {"email": "kari@kommune.no", "name": "Kari Ås", "mobile": "+47 412 34 567"}
     ui.fill(data=source, out="husk.xml", keys=key_files["valid"], contact=contact)
+    page.check("#remember")
     with page.expect_download():
         assert ui.run() == "done"
     page.reload()
     ui.wait_state("ready")
     for name in ("email", "name", "mobile"):
         assert page.input_value(f"#{name}") == contact[name]
+    assert page.is_checked("#remember")
+    page.get_by_role("button", name="Glem kontaktpersonen").click()  # leave nothing stored
+    assert page.evaluate("() => localStorage.length") == 0
 
 
 def test_progress_is_shown_while_running(
@@ -187,23 +176,9 @@ def test_save_dialog_of_the_file_system_access_api(
     key_files: dict[str, pathlib.Path],
 ) -> None:
     """«Søk…» opens the save dialog (stubbed: a test cannot click a native dialog)."""
-    context_script = """
-      window.showSaveFilePicker = async (options) => {
-        window.__suggested = options.suggestedName;
-        return {
-          name: 'valgt-av-bruker.xml',
-          async createWritable() {
-            const chunks = [];
-            return new WritableStream({
-              write(chunk) { chunks.push(chunk); },
-              close() { window.__saved = new Blob(chunks); },
-            });
-          },
-        };
-      };"""
     krypt = open_krypt(browser, page_url, bypass_csp=False)
     try:
-        krypt.page.add_init_script(context_script)
+        krypt.page.add_init_script(SAVE_DIALOG)
         krypt.page.reload()
         krypt.wait_state("ready")
         source = tmp_path / "iplos.xml"
@@ -216,11 +191,10 @@ def test_save_dialog_of_the_file_system_access_api(
             time.sleep(0.05)
         assert krypt.run() == "done"
         assert krypt.downloads == []
-        saved = krypt.page.evaluate(
-            "async () => Array.from(new Uint8Array(await window.__saved.arrayBuffer()))"
-        )
+        saved = krypt.page.evaluate("(name) => window.__saved(name)", "valgt-av-bruker.xml")
         assert len(decrypt(bytes(saved), keys).records) == 25
         assert "valgt-av-bruker.xml" in (krypt.page.text_content("#r-file") or "")
+        assert chosen_file(krypt.page, "valgt-av-bruker.xml")["closed"]
         assert krypt.network.outside == []
     finally:
         krypt.close()

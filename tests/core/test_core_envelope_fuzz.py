@@ -2,19 +2,18 @@
 pieces, give a fault of ours or an envelope that really holds nothing but its fields, never a
 traceback; and the answer does not depend on how the bytes were cut.
 
-Bounded here (``IPIS_FUZZ_EXAMPLES``, default 150); ``scripts/fuzz_envelope.py`` runs the same
+Bounded here (``IPIS_FUZZ_EXAMPLES``, default 150); ``scripts/fuzz.py envelope`` runs the same
 properties for longer and keeps any input that crashes the reader in
-tests/vectors/envelope/fuzz-corpus/, which every run replays.
+tests/vectors/envelope/fuzz-corpus/, which every run replays (tests/fuzz_corpus.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 
 import pytest
+from fuzz_corpus import corpus, examples, keep_if_final
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ipis_testlib import VECTORS
@@ -30,9 +29,7 @@ CORPUS = FOLDER / "fuzz-corpus"
 EXPECTED = json.loads((FOLDER / "expected.json").read_text(encoding="utf-8"))
 KEY_NAMES = frozenset(EXPECTED["key_names"])
 BASES = [(FOLDER / "valid" / c["file"]).read_bytes() for c in EXPECTED["valid"]]
-EXAMPLES = int(os.environ.get("IPIS_FUZZ_EXAMPLES", "150"))
-SAVE_CRASHES = os.environ.get("IPIS_FUZZ_SAVE") == "1"
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
+SETTINGS = settings(max_examples=examples(150), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 SNIPPETS = [
@@ -125,20 +122,8 @@ def run_case(data: bytes, sizes: list[int]) -> None:
             assert pieced[1] == whole[1] == data
             check_accepted(data)
     except BaseException:
-        if SAVE_CRASHES and _final_example():
-            CORPUS.mkdir(exist_ok=True)
-            (CORPUS / f"{hashlib.sha256(data).hexdigest()[:16]}.bin").write_bytes(data)
+        keep_if_final(CORPUS, data)
         raise
-
-
-def _final_example() -> bool:
-    """True when hypothesis replays the shrunk failing example (not while it shrinks)."""
-    from hypothesis.control import current_build_context
-
-    try:
-        return bool(current_build_context().is_final)
-    except Exception:  # not under hypothesis: the corpus replay
-        return False
 
 
 @SETTINGS
@@ -148,11 +133,9 @@ def test_fuzzed_envelopes_give_a_fault_or_a_clean_envelope(data: bytes, sizes: l
     run_case(data, sizes)
 
 
-@pytest.mark.parametrize(
-    "path", sorted(CORPUS.glob("*.bin")) if CORPUS.is_dir() else [], ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", corpus(CORPUS), ids=lambda p: p.name)
 def test_fuzz_corpus_is_handled(path: object) -> None:
-    """Inputs that once crashed the reader (found by scripts/fuzz_envelope.py)."""
+    """Inputs that once crashed the reader (found by scripts/fuzz.py)."""
     data = path.read_bytes()  # type: ignore[attr-defined]
     for sizes in ([1], [7, 4096], [1 << 20]):
         run_case(data, sizes)

@@ -1,10 +1,17 @@
 """Property-based tests (hypothesis): arbitrary well-formed and malformed IPLOS documents give
-either a correct result or one of the documented fault messages, never a traceback."""
+either a correct result or one of the documented fault messages, never a traceback.
+
+The IPLOS reader's and the key file reader's properties are the fuzzing of issue 7.15: bounded
+here (``IPIS_FUZZ_EXAMPLES``), run longer by ``scripts/fuzz.py iplos|keyfile``, and an input
+that broke one is kept in tests/vectors/iplos/fuzz-corpus/ or .../keyfiles/fuzz-corpus/ and
+replayed by every run (tests/fuzz_corpus.py)."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+from fuzz_corpus import corpus, examples, keep_if_final
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ipis_testlib import (
@@ -20,7 +27,7 @@ from lxml import etree
 
 from ipis_core.faults import IplosFault
 
-SETTINGS = settings(max_examples=120, deadline=None,
+SETTINGS = settings(max_examples=examples(120), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 
@@ -190,41 +197,54 @@ def mutated(draw) -> bytes:
     return bytes(data)
 
 
+IPLOS_CORPUS = VECTORS / "iplos" / "fuzz-corpus"
+KEY_FILE_CORPUS = VECTORS / "keyfiles" / "fuzz-corpus"
+
+
+def check_reader(data: bytes, keys: Keys, chunk: int) -> None:
+    """A documented fault with no fødselsnummer in it, or an input lxml agrees is XML that
+    round-trips."""
+    try:
+        try:
+            encrypted, _ = encrypt_bytes(data, keys, chunk=chunk)
+        except IplosFault as fault:
+            assert documented(fault.message), fault.message
+            for number in FNR:
+                assert number not in fault.message
+            return
+        # accepted: then it must be an XML document lxml agrees is well-formed, and round-trip
+        try:
+            input_persons(data)
+        except etree.XMLSyntaxError as error:
+            raise AssertionError(f"accepted a document lxml refuses: {error}") from None
+        check_correct(data, encrypted, keys)
+    except BaseException:
+        keep_if_final(IPLOS_CORPUS, data)
+        raise
+
+
 @SETTINGS
 @given(data=mutated(), chunk=st.sampled_from([1, 3, 64, 1 << 16]))
 def test_malformed_documents_give_a_documented_fault_or_a_correct_result(
     keys: Keys, data: bytes, chunk: int
 ) -> None:
-    try:
-        encrypted, _ = encrypt_bytes(data, keys, chunk=chunk)
-    except IplosFault as fault:
-        assert documented(fault.message), fault.message
-        for number in FNR:
-            assert number not in fault.message
-        return
-    # accepted: then it must be an XML document lxml agrees is well-formed, and round-trip
-    try:
-        input_persons(data)
-    except etree.XMLSyntaxError as error:
-        raise AssertionError(f"accepted a document lxml refuses: {error}") from None
-    check_correct(data, encrypted, keys)
+    check_reader(data, keys, chunk)
+
+
+@pytest.mark.parametrize("path", corpus(IPLOS_CORPUS), ids=lambda p: p.name)
+def test_iplos_fuzz_corpus_is_handled(keys: Keys, path: object) -> None:
+    """Inputs that once broke the reader's properties, replayed in several cuts."""
+    data = path.read_bytes()  # type: ignore[attr-defined]
+    for chunk in (1, 7, 1 << 16):
+        check_reader(data, keys, chunk)
 
 
 @SETTINGS
 @given(data=st.binary(max_size=300))
 def test_arbitrary_bytes_never_give_a_traceback(keys: Keys, data: bytes) -> None:
-    try:
-        encrypted, _ = encrypt_bytes(data, keys, chunk=7)
-    except IplosFault as fault:
-        assert documented(fault.message), fault.message
-        return
-    # accepted (it cannot be, at 300 bytes: the smallest IPLOS file is longer): it must be XML
+    # accepted (it cannot be, at 300 bytes: the smallest IPLOS file is longer), it must be XML
     # lxml agrees is well-formed, and it must round-trip
-    try:
-        input_persons(data)
-    except etree.XMLSyntaxError as error:
-        raise AssertionError(f"accepted bytes lxml refuses: {error}") from None
-    check_correct(data, encrypted, keys)
+    check_reader(data, keys, 7)
 
 
 # --- key files and encrypted messages: any bytes give a fault of ours, never a traceback --------
@@ -259,15 +279,30 @@ def check_key_file_as_lxml_reads_it(raw: bytes, key_file: object) -> None:
     lambda good, cut, junk: good[:cut] + junk + good[cut + len(junk):],
     st.just(KEY_FILE), st.integers(0, 2300), st.binary(min_size=1, max_size=8)))
 def test_key_file_parser_never_tracebacks(data: bytes) -> None:
+    check_key_file(data)
+
+
+def check_key_file(data: bytes) -> None:
+    """A key file fault of ours, or a key file that holds what lxml reads in it."""
     from ipis_core.faults import KeyFileFault
     from ipis_core.keyfile import parse_key_file
 
     try:
-        key_file = parse_key_file(data)
-    except KeyFileFault as fault:
-        assert fault.message.startswith("Nøkkelfilen ") and "\n" not in fault.message
-        return
-    check_key_file_as_lxml_reads_it(data, key_file)  # accepted: then not garbage
+        try:
+            key_file = parse_key_file(data)
+        except KeyFileFault as fault:
+            assert fault.message.startswith("Nøkkelfilen ") and "\n" not in fault.message
+            return
+        check_key_file_as_lxml_reads_it(data, key_file)  # accepted: then not garbage
+    except BaseException:
+        keep_if_final(KEY_FILE_CORPUS, data)
+        raise
+
+
+@pytest.mark.parametrize("path", corpus(KEY_FILE_CORPUS), ids=lambda p: p.name)
+def test_key_file_fuzz_corpus_is_handled(path: object) -> None:
+    """Inputs that once broke the key file reader's property."""
+    check_key_file(path.read_bytes())  # type: ignore[attr-defined]
 
 
 MESSAGE = VECTORS / "message"

@@ -14,6 +14,7 @@ from server_testlib import (
     SampleFiles,
     create_database,
     login,
+    make_big_file,
     make_config,
     make_test_files,
     new_account,
@@ -26,6 +27,13 @@ from ipis_server.send.services import services
 @pytest.fixture(scope="session")
 def files(tmp_path_factory: pytest.TempPathFactory) -> SampleFiles:
     return make_test_files(tmp_path_factory.mktemp("filer"))
+
+
+@pytest.fixture(scope="session")
+def big_file(files: SampleFiles, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An encrypted file over the upload's 1 MB read size, so that a test holding its last
+    bytes back sees the upload under way at the server (its partial file exists)."""
+    return make_big_file(files, tmp_path_factory.mktemp("stor"))
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,18 @@ def make_test_files(folder: Path) -> SampleFiles:
     return SampleFiles(keys, cleartext, encrypted, sha.group(1), fnr.group(1).decode())
 
 
+def make_big_file(files: SampleFiles, folder: Path) -> Path:
+    cleartext = folder / "iplos-stor.xml"
+    ipis("demo-data", "--persons", "2000", "--out", str(cleartext))
+    encrypted = folder / "iplos-stor-kryptert.xml"
+    ipis("encrypt", "--data", str(cleartext), "--out", str(encrypted), "--keys",
+         str(files.keys / "nokkelfil.xml"), "--email", "kari@example.no", "--name",
+         "Kari Nordmann", "--mobile", "91234567", "--today", "2026-06-01")
+    cleartext.unlink()
+    assert encrypted.stat().st_size > 1.5 * 1024 * 1024
+    return encrypted
+
+
 # --- PostgreSQL: one throwaway cluster per test process (pytest-xdist worker) ----------------
 
 
@@ -110,6 +122,17 @@ class PostgresCluster:
             "-o", f"-h 127.0.0.1 -p {self.port} -k {self.root} -F", "-w", "start",
         )
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def halt(self) -> None:
+        """Stop the server at once (a crash, as far as the clients can tell); keep the data."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
+                  "stop")
+
+    def resume(self) -> None:
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
+            "-o", f"-h 127.0.0.1 -p {self.port} -k {self.root} -F", "-w", "start",
+        )
 
     def stop(self) -> None:
         try:
@@ -270,3 +293,99 @@ def login(client: FlaskClient, numbers: tuple[str, str, str] = DEMO, pin: str = 
         data={"csrf_token": token, "kommunenummer": k, "bydelsnummer": b,
               "organisasjonsnummer": o, "pin": pin},
     )
+
+
+# --- real clients against a real server process -----------------------------------------------
+
+
+def wait_until(condition: Any, timeout: float = 60.0, what: str = "") -> None:
+    """Poll ``condition`` until it is true; generous deadlines, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what or repr(condition))
+        time.sleep(0.05)
+
+
+def login_session(url: str, numbers: tuple[str, str, str], pin: str,
+                  forwarded_for: str | None = None) -> tuple[Any, Any]:
+    """A requests session and the response of its login POST."""
+    import requests
+
+    session = requests.Session()
+    if forwarded_for:
+        session.headers["X-Forwarded-For"] = forwarded_for
+    token = csrf_token(session.get(url + "/logg-inn").text)
+    k, b, o = numbers
+    response = session.post(url + "/logg-inn", data={
+        "csrf_token": token, "kommunenummer": k, "bydelsnummer": b,
+        "organisasjonsnummer": o, "pin": pin})
+    return session, response
+
+
+class HeldBody:
+    """A multipart upload body with its exact length, whose last bytes wait for ``release``.
+
+    Lets a test hold many uploads open at the server (their partial files exist), then let
+    them finish at once, or do something to the server in between.
+    """
+
+    def __init__(self, csrf: str, data: bytes, name: str = "kryptert.xml",
+                 held_back: int = 16) -> None:
+        import threading
+
+        boundary = "----ipistest" + os.urandom(8).hex()
+        self.content_type = f"multipart/form-data; boundary={boundary}"
+        head = (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n"
+            f"{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"fil\"; "
+            f"filename=\"{name}\"\r\nContent-Type: text/xml\r\n\r\n"
+        ).encode()
+        whole = head + data + f"\r\n--{boundary}--\r\n".encode()
+        self._first, self._rest = whole[:-held_back], whole[-held_back:]
+        self.release = threading.Event()
+
+    def __len__(self) -> int:
+        return len(self._first) + len(self._rest)
+
+    def __iter__(self) -> Any:
+        yield self._first
+        self.release.wait(120)
+        yield self._rest
+
+
+def post_held(session: Any, url: str, body: HeldBody) -> Any:
+    return session.post(url + "/send", data=body, headers={"Content-Type": body.content_type},
+                        timeout=180)
+
+
+def add_account_cli(instance: Path, env: dict[str, str], numbers: tuple[str, str, str],
+                    pin: str) -> None:
+    k, b, o = numbers
+    ipis("account", "add", "--kommunenummer", k, "--bydelsnummer", b, "--organisasjonsnummer",
+         o, "--pin-stdin", "--instance", str(instance), stdin=pin + "\n", env=env)
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def account_numbers(index: int, kommunenummer: str = "0301") -> tuple[str, str, str]:
+    """A distinct account per test: ``0301 00`` (the test file's sender) and a valid orgnr."""
+    from ipis_core.identifiers import orgnr_ok
+
+    candidate = 910000000 + index * 1000
+    while not orgnr_ok(str(candidate)):
+        candidate += 1
+    return kommunenummer, "00", str(candidate)
+
+
+_COPIES = iter(range(1, 1 << 30))
+
+
+def unique_copy(data: bytes) -> bytes:
+    """The same valid file with a different SHA-256: 40 characters of whitespace after the root
+    element, spaces and line breaks spelling this process and a counter in binary (the
+    envelope reader bounds a whitespace run, so its length alone cannot carry the number)."""
+    number = (os.getpid() << 20) | next(_COPIES)
+    return data + b"".join(b"\n" if number >> bit & 1 else b" " for bit in range(40))

@@ -337,18 +337,52 @@ def test_body_cut_off_inside_the_file_keeps_nothing(client: FlaskClient, app: Fl
 
 
 def test_stale_incoming_leftovers_are_removed_live_ones_kept(app: Flask) -> None:
+    """Dead leftovers go at once, whatever their age; a live upload (it holds the lock of its
+    file) stays, however old; a file still being created (dot-name) gets its grace."""
+    import fcntl
     import os
     import time
 
     storage = services(app).storage
     stale = storage.incoming / "gammel.part"
     live = storage.incoming / "levende.part"
-    stale.write_bytes(b"x")
-    live.write_bytes(b"y")
+    fresh_dead = storage.incoming / "fersk.part"
+    creating = storage.incoming / ".ny.new"
+    for path in (stale, live, fresh_dead, creating):
+        path.write_bytes(b"x")
     old = time.time() - 7200
     os.utime(stale, (old, old))
-    storage.clear_incoming()
-    assert not stale.exists() and live.exists()
+    os.utime(live, (old, old))
+    with live.open("rb") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        assert storage.clear_incoming() == 2
+        assert not stale.exists() and live.exists()
+        assert not fresh_dead.exists() and creating.exists()
+    assert storage.clear_incoming() == 1 and not live.exists()
+
+
+def test_worker_clears_dead_partial_uploads_periodically(tmp_path: Path,
+                                                         database_url: str) -> None:
+    import threading
+
+    from server_testlib import wait_until
+
+    from ipis_server.send.outbox import Worker
+
+    app = create_app(make_config(tmp_path, database_url, incoming_sweep_seconds=0.05,
+                                 worker_poll_seconds=0.05))
+    storage = services(app).storage
+    stop = threading.Event()
+    thread = threading.Thread(target=Worker(services(app)).run, args=(stop,))
+    thread.start()
+    try:
+        dead = storage.incoming / "krasjet.part"
+        dead.write_bytes(b"x")
+        wait_until(lambda: not dead.exists(), 30, "the worker's sweep")
+    finally:
+        stop.set()
+        thread.join(10)
+        services(app).db.dispose()
 
 
 def test_old_session_cookie_dies_when_the_browser_logs_in_again(app: Flask) -> None:

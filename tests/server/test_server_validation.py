@@ -163,7 +163,7 @@ def test_served_key_names_follow_the_key_file(tmp_path: Path, files: SampleFiles
     import shutil
 
     key_file = tmp_path / "nokkelfil.xml"
-    served = ServedKeyNames([key_file])
+    served = ServedKeyNames(key_file)
     assert served.current() == frozenset()
     shutil.copyfile(files.keys / "nokkelfil.xml", key_file)
     assert served.current() == frozenset({"tpf-2026"})

@@ -223,7 +223,49 @@ def smoke(work: Path) -> None:
                 "ipis_server.send.wsgi:app"]
     with process(gunicorn, home, {**env, "IPIS_INSTANCE": str(instance)}, gunicorn_log) as web:
         wait_for(f"http://127.0.0.1:{port}/logg-inn", web, gunicorn_log)
+    register_smoke(work, venv, home, env)
     step("alt i orden")
+
+
+def register_smoke(work: Path, venv: Path, home: Path, env: dict[str, str]) -> None:
+    """The register from the wheel: keys, a staff user, gunicorn (docs/drift.md), the login and
+    the overview (its templates, style sheet and Klass data are package data), the export."""
+    ipis = str(venv / "bin" / "ipis")
+    register = work / "register"
+    step("registeret: nøkler, bruker, gunicorn, innlogging, oversikt, eksport")
+    run([ipis, "keys", "generate", "--out-dir", str(work / "nye-nokler"), "--valid-from",
+         time.strftime("%Y-%m-%d"), "--bits", "2048"], cwd=home, env=env)
+    run([ipis, "keys", "install", "--party", "register", "--instance", str(register), "--from",
+         str(work / "nye-nokler")], cwd=home, env=env)
+    password = "et langt passord for røyktesten"
+    added = subprocess.run(
+        [ipis, "register", "user", "add", "--brukernavn", "kari", "--navn", "Kari",
+         "--passord-stdin", "--instance", str(register)],
+        cwd=home, env=env, input=password + "\n", capture_output=True, text=True,
+    )
+    if added.returncode != 0:
+        raise SmokeFailure(f"ipis register user add: {added.stderr}")
+    port = free_port()
+    log = work / "register-gunicorn.log"
+    command = [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--worker-class",
+               "gthread", "--workers", "2", "--threads", "4", "--timeout", "120", "--preload",
+               "ipis_server.register.wsgi:app"]
+    base = f"http://127.0.0.1:{port}"
+    with process(command, home, {**env, "IPIS_REGISTER_INSTANCE": str(register)}, log) as web:
+        wait_for(f"{base}/logg-inn", web, log)
+        http = requests.Session()
+        form = http.get(f"{base}/logg-inn", timeout=30).text
+        answer = http.post(f"{base}/logg-inn", timeout=60, data={
+            "csrf_token": csrf(form), "brukernavn": "kari", "passord": password})
+        if not answer.url.endswith("/oversikt") or "Oslo - Oslove" not in answer.text:
+            raise SmokeFailure(f"the overview: {answer.status_code}\n{answer.text[:1500]}")
+        css = http.get(f"{base}/static/register.css", timeout=30)
+        if css.status_code != 200:
+            raise SmokeFailure(f"the register's style sheet: {css.status_code}")
+    exported = run([ipis, "register", "export", "--instance", str(register), "--out",
+                    str(work / "eksport.csv")], cwd=home, env=env)
+    if not exported.startswith("Skrev 0 rader"):
+        raise SmokeFailure(f"ipis register export: {exported}")
 
 
 def main(argv: list[str]) -> int:

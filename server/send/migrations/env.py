@@ -1,28 +1,8 @@
-"""Alembic environment: runs on the connection handed over by server.migrate (or a URL)."""
+"""Alembic environment of the send module's database."""
 
 from __future__ import annotations
 
-from alembic import context
-from sqlalchemy import create_engine
-
+from ipis_server.migrations_env import run_migrations
 from ipis_server.send.models import Base
 
-config = context.config
-target_metadata = Base.metadata
-
-
-def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata)
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
-    with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata)
-        with context.begin_transaction():
-            context.run_migrations()
-
-
-run_migrations_online()
+run_migrations(Base.metadata)
