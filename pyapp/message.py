@@ -19,6 +19,7 @@ import binascii
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from operator import attrgetter
@@ -76,6 +77,34 @@ _TPF_PERSON = (
 )
 _data_xml = attrgetter("data_xml")
 _fodselsnummer_xml = attrgetter("fodselsnummer_xml")
+
+
+@dataclass(frozen=True)
+class RecordSealing:
+    """What numbering and sealing persons' records needs, known once the header is read: the
+    register layer's content key, and the record's start tag (it repeats the input root's
+    namespace declarations, as the register parses each record on its own)."""
+
+    register_key: bytes = field(repr=False)
+    record_format: bytes
+
+
+def register_plaintexts(
+    record_format: bytes, first: int, batch: Sequence[PersonRecord]
+) -> list[bytes]:
+    """The register's record of each person, numbered from ``first`` (formats §3)."""
+    numbers = range(first, first + len(batch))
+    return list(map(record_format.__mod__, zip(numbers, map(_data_xml, batch), strict=True)))
+
+
+def tpf_persons(first: int, batch: Sequence[PersonRecord], sealed: Sequence[bytes]) -> bytes:
+    """The persons' elements of the TPF layer: løpenummer, Fodselsnummer, sealed record."""
+    numbers = range(first, first + len(batch))
+    pieces = map(
+        _TPF_PERSON.__mod__,
+        zip(numbers, map(_fodselsnummer_xml, batch), map(_base64_bytes, sealed), strict=True),
+    )
+    return b"".join(pieces)
 
 
 class Base64Stream:
@@ -160,6 +189,7 @@ class MessageEncryptor:
         self._numbered = 0  # persons already given a lopenummer
         self._sealing: tuple[int, list[PersonRecord], asyncio.Future[list[bytes]]] | None = None
         self._record_format = b'<Person lopenummer="%d">%s</Person>'
+        self._appended_lines: list[int] = []  # check digit lines of appended persons
         self._sha256 = hashlib.sha256() if hash_output else None
         self.summary = EncryptionSummary(
             file_id=secrets.token_hex(16), key_file_lines=describe_key_file(keys)
@@ -175,6 +205,44 @@ class MessageEncryptor:
     @property
     def persons(self) -> int:
         return self._reader.persons
+
+    def between_persons(self) -> bool:
+        """Whether the bytes fed so far end between two persons: where persons read elsewhere
+        may be appended (``IplosReader.between_persons``)."""
+        return self._reader.between_persons()
+
+    @property
+    def next_lopenummer(self) -> int:
+        """The number the next person gets: one more than the persons read or appended."""
+        return self._numbered + len(self._batch) + 1
+
+    @property
+    def record_sealing(self) -> RecordSealing | None:
+        """For sealing persons elsewhere (``append_sealed_persons``); None before the header."""
+        if self._tpf_stream is None:
+            return None
+        return RecordSealing(self._register_key, self._record_format)
+
+    async def append_sealed_persons(
+        self, tpf_xml: bytes, count: int, bad_check_digit_lines: Sequence[int]
+    ) -> bytes:
+        """Persons numbered and sealed elsewhere, from ``next_lopenummer`` on, with
+        ``record_sealing`` (``ipis encrypt``'s segments): their elements of the TPF layer
+        (``tpf_persons``), their number, and the lines of those with wrong check digits. They
+        follow the persons read so far, in file order; only where the reader stands between
+        persons (``between_persons``)."""
+        out: list[bytes] = []
+        try:
+            while self._batch:
+                await self._flush_batch(out)
+            await self._write_sealed(out)
+            self._numbered += count
+            self._appended_lines += bad_check_digit_lines
+            await self._tpf_write_bytes(tpf_xml, out)
+        except BaseException:
+            self.abandon()
+            raise
+        return self._emit(out)
 
     async def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
@@ -222,7 +290,7 @@ class MessageEncryptor:
         self.summary.persons = count
         if count == 0:
             self.summary.warnings.append(NO_PERSONS_WARNING)
-        warning = check_digit_warning(self._reader.bad_check_digit_lines)
+        warning = check_digit_warning(self._reader.bad_check_digit_lines + self._appended_lines)
         if warning:
             self.summary.warnings.append(warning)
         result = self._emit(out)
@@ -302,9 +370,7 @@ class MessageEncryptor:
         del self._batch[:RECORDS_PER_BATCH]
         first = self._numbered + 1
         self._numbered += len(batch)
-        numbers = range(first, first + len(batch))
-        records = zip(numbers, map(_data_xml, batch), strict=True)
-        plaintexts = list(map(self._record_format.__mod__, records))
+        plaintexts = register_plaintexts(self._record_format, first, batch)
         sealing = asyncio.ensure_future(
             self._backend.seal_records(self._register_key, plaintexts)
         )
@@ -318,12 +384,7 @@ class MessageEncryptor:
         first, batch, sealing = self._sealing
         self._sealing = None
         sealed = await sealing
-        numbers = range(first, first + len(batch))
-        pieces = map(
-            _TPF_PERSON.__mod__,
-            zip(numbers, map(_fodselsnummer_xml, batch), map(_base64_bytes, sealed), strict=True),
-        )
-        await self._tpf_write_bytes(b"".join(pieces), out)
+        await self._tpf_write_bytes(tpf_persons(first, batch, sealed), out)
 
     def abandon(self) -> None:
         """After a fault or a cancel: stop a sealing still under way (nothing is written)."""

@@ -27,7 +27,7 @@ from . import faults
 from .reader_encoding import SNIFF_BYTES, Utf8Transcoder, sniff
 from .reader_events import Event, Header, Node, PersonRecord, Sender, escape_attribute, escape_text
 from .reader_faults import translate
-from .reader_header import ROOT, SUPPORTED_VERSION, HeaderPhase
+from .reader_header import PERSONER, ROOT, SUPPORTED_VERSION, HeaderPhase, release
 from .reader_person_parser import innermost_open
 from .reader_persons import PersonScanner, Phase
 from .reader_window import ByteWindow
@@ -66,6 +66,31 @@ class IplosReader:
         self._events: list[Event] = []
         self.header: Header | None = None
         self.bytes_read = 0
+
+    @classmethod
+    def for_persons_segment(cls, codec: str) -> IplosReader:
+        """A reader for a segment of the persons: whole ``Person`` elements cut from a file
+        whose header another reader has read (``ipis encrypt`` reads the persons in segments on
+        two processes). It reads as if ``<IPLOS><Personer>`` had just been read, gives only
+        ``PersonRecord``s, and counts lines from 1 at the segment's first byte. Its faults
+        need not be those of the whole file: the caller reads the file again to find those."""
+        reader = cls()
+        reader._to_utf8 = Utf8Transcoder(codec)
+        release(reader._parser)
+        opening = f"<{ROOT}><{PERSONER}>".encode()
+        reader._window.append(opening)
+        reader._parser.Parse(opening, False)
+        reader._scanner = PersonScanner(reader._window, len(opening), 1)
+        return reader
+
+    def between_persons(self) -> bool:
+        """Whether the bytes fed so far end between two persons: in ``Personer``, every person
+        begun has ended, and nothing but whitespace follows the last one. There the persons
+        can be cut into segments."""
+        scanner = self._scanner
+        if scanner is None or scanner.phase is not Phase.PERSONS or scanner.in_person:
+            return False
+        return not self._window.slice(scanner.position, self._window.end).strip(b" \t\r\n")
 
     @property
     def phase(self) -> Phase:

@@ -163,10 +163,7 @@ class HeaderPhase:
         )
         root.children.append(Node(PERSONER, line))
         self.stack = []
-        # From here expat only checks well-formedness, in C, with no Python call per element.
-        self._parser.StartElementHandler = None
-        self._parser.EndElementHandler = None
-        self._parser.CharacterDataHandler = None
+        release(self._parser)
         self._on_personer(header, self._parser.CurrentByteIndex, line)
 
     def _mark_event(self) -> int:
@@ -186,6 +183,14 @@ class HeaderPhase:
         text = _NOT_TEXT_RE.match(data, position)
         assert text is not None  # the pattern matches the empty string
         return self._last_event_line + data.count(b"\n", self.last_event_index - offset, text.end())
+
+
+def release(parser: expat.XMLParserType) -> None:
+    """The header is over: from here expat only checks well-formedness, in C, with no Python
+    call per element."""
+    parser.StartElementHandler = None
+    parser.EndElementHandler = None
+    parser.CharacterDataHandler = None
 
 
 def _required_child(node: Node, name: str) -> Node:

@@ -77,6 +77,11 @@ class PersonScanner:
         self._slow: SlowPerson | None = None  # a person of another shape, being fed
         self._slow_fed = 0  # absolute: how far it has been fed
 
+    @property
+    def in_person(self) -> bool:
+        """A person of another shape has begun and not yet ended."""
+        return self._slow is not None
+
     def scan(self, limit: int, events: list[Event]) -> None:
         """Take every person, and the end of ``Personer``, that ends before ``limit``."""
         one_by_one = False
