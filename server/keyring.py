@@ -47,6 +47,8 @@ from ipis_core.keyfile import IPLOS, MAX_KEY_FILE_BYTES, TPF, KeyFile, parse_key
 from ipis_core.keygen import IPLOS_PRIVATE_FILE, KEY_FILE, TPF_PRIVATE_FILE
 from ipis_core.rsakey import RsaPublicKey
 
+from .settings import env_int
+
 Party = Literal["tpf", "register"]
 PARTIES: tuple[Party, ...] = ("tpf", "register")
 # 30 November + 62 days = 31 January: a key published 1 December of the year before is
@@ -131,16 +133,7 @@ def keys_dir(party: Party, instance_dir: Path) -> Path:
 def overlap_days(party: Party) -> int:
     """``IPIS_TPF_KEY_OVERLAP_DAYS`` / ``IPIS_REGISTER_KEY_OVERLAP_DAYS``, default 62."""
     name = f"{_ENV_PREFIX[party]}_KEY_OVERLAP_DAYS"
-    raw = os.environ.get(name, "")
-    if not raw:
-        return DEFAULT_OVERLAP_DAYS
-    try:
-        days = int(raw)
-    except ValueError:
-        raise KeyringError(f"{name} må være et heltall (antall dager)") from None
-    if days < 0:
-        raise KeyringError(f"{name} kan ikke være negativ")
-    return days
+    return env_int(name, DEFAULT_OVERLAP_DAYS)
 
 
 @dataclass(frozen=True)

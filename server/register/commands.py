@@ -15,13 +15,14 @@ from pathlib import Path
 
 from ipis_core.cli import parse_date
 
-from .config import RegisterConfig, RegisterConfigError
+from ..settings import SettingInvalid
+from .config import RegisterConfig
 
 
 def _config(args: argparse.Namespace) -> RegisterConfig:
     try:
         return RegisterConfig.from_env(args.instance)
-    except RegisterConfigError as error:
+    except SettingInvalid as error:
         raise SystemExit(str(error)) from None
 
 

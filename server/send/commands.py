@@ -12,7 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .config import Config, ConfigError
+from ..settings import SettingInvalid
+from .config import Config
 
 DEMO_KOMMUNENUMMER = "0301"
 DEMO_BYDELSNUMMER = "00"
@@ -23,7 +24,7 @@ DEMO_KEY_BITS = 2048  # demo only: 3072-bit generation takes many seconds at eve
 def _config(args: argparse.Namespace) -> Config:
     try:
         return Config.from_env(args.instance)
-    except ConfigError as error:
+    except SettingInvalid as error:
         raise SystemExit(str(error)) from None
 
 

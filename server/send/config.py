@@ -12,44 +12,12 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..settings import env_bool, env_float, env_int, env_text, private_value
+
 # IPLOS Krypt as package data: `make page` copies the built page here, so a wheel built after
 # it carries the page; without it the download page says so (IPIS_OFFLINE_PAGE overrides).
 PACKAGED_PAGE = Path(__file__).resolve().parent / "page" / "ipis-krypt.html"
 DEFAULT_MAX_UPLOAD_BYTES = 1024**3  # 1 GB (issue 4)
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message names the variable."""
-
-
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} må være et heltall") from None
-
-
-def _float_env(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} må være et tall") from None
-    if not value > 0:
-        raise ConfigError(f"{name} må være større enn null")
-    return value
-
-
-def _bool_env(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    return raw.strip().lower() in {"1", "true", "ja", "yes", "on"}
 
 
 def load_secret_key(instance_dir: Path) -> str:
@@ -58,18 +26,11 @@ def load_secret_key(instance_dir: Path) -> str:
     Kept in a file (mode 0600) so that sessions survive a restart and all gunicorn workers
     agree on it.
     """
-    from_env = os.environ.get("IPIS_SECRET_KEY")
+    from_env = env_text("IPIS_SECRET_KEY")
     if from_env:
         return from_env
-    path = instance_dir / "secret_key"
-    if path.exists():
-        return path.read_text(encoding="ascii").strip()
     make_instance_dir(instance_dir)
-    key = secrets.token_hex(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-        handle.write(key)
-    return key
+    return private_value(instance_dir / "secret_key", secrets.token_hex(32))
 
 
 def make_instance_dir(folder: Path) -> None:
@@ -126,38 +87,38 @@ class Config:
     @classmethod
     def from_env(cls, instance_dir: str | Path | None = None) -> Config:
         """Build from IPIS_* variables; ``instance_dir`` beats IPIS_INSTANCE beats ./instance."""
-        folder = Path(instance_dir or os.environ.get("IPIS_INSTANCE") or "instance").resolve()
-        database_url = os.environ.get("IPIS_DATABASE_URL") or f"sqlite:///{folder / 'ipis.db'}"
-        storage = Path(os.environ.get("IPIS_STORAGE_DIR") or folder / "lager")
+        folder = Path(instance_dir or env_text("IPIS_INSTANCE") or "instance").resolve()
+        database_url = env_text("IPIS_DATABASE_URL") or f"sqlite:///{folder / 'ipis.db'}"
+        storage = Path(env_text("IPIS_STORAGE_DIR") or folder / "lager")
         return cls(
             instance_dir=folder,
             secret_key=load_secret_key(folder),
             database_url=database_url,
             storage_dir=storage.resolve(),
-            max_upload_bytes=_int_env("IPIS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
-            tpf_url=os.environ.get("IPIS_TPF_URL", ""),
-            tpf_token=os.environ.get("IPIS_TPF_TOKEN", ""),
-            tpf_ca_file=os.environ.get("IPIS_TPF_CA_FILE", ""),
-            tpf_client_cert=os.environ.get("IPIS_TPF_CLIENT_CERT", ""),
-            tpf_client_key=os.environ.get("IPIS_TPF_CLIENT_KEY", ""),
-            tpf_connect_timeout_seconds=_float_env("IPIS_TPF_CONNECT_TIMEOUT", 10.0),
-            tpf_read_timeout_seconds=_float_env("IPIS_TPF_READ_TIMEOUT", 60.0),
-            tpf_read_seconds_per_mb=_float_env("IPIS_TPF_READ_SECONDS_PER_MB", 0.5),
-            tpf_poll_seconds=_float_env("IPIS_TPF_POLL_SECONDS", 30.0),
-            worker_lease_seconds=_float_env("IPIS_WORKER_LEASE_SECONDS", 60.0),
-            inbox_dir=Path(os.environ.get("IPIS_INBOX_DIR") or folder / "tpf-innboks"),
-            key_file=Path(os.environ.get("IPIS_KEY_FILE") or folder / "nokler" / "nokkelfil.xml"),
+            max_upload_bytes=env_int("IPIS_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
+            tpf_url=env_text("IPIS_TPF_URL"),
+            tpf_token=env_text("IPIS_TPF_TOKEN"),
+            tpf_ca_file=env_text("IPIS_TPF_CA_FILE"),
+            tpf_client_cert=env_text("IPIS_TPF_CLIENT_CERT"),
+            tpf_client_key=env_text("IPIS_TPF_CLIENT_KEY"),
+            tpf_connect_timeout_seconds=env_float("IPIS_TPF_CONNECT_TIMEOUT", 10.0),
+            tpf_read_timeout_seconds=env_float("IPIS_TPF_READ_TIMEOUT", 60.0),
+            tpf_read_seconds_per_mb=env_float("IPIS_TPF_READ_SECONDS_PER_MB", 0.5),
+            tpf_poll_seconds=env_float("IPIS_TPF_POLL_SECONDS", 30.0),
+            worker_lease_seconds=env_float("IPIS_WORKER_LEASE_SECONDS", 60.0),
+            inbox_dir=Path(env_text("IPIS_INBOX_DIR") or folder / "tpf-innboks"),
+            key_file=Path(env_text("IPIS_KEY_FILE") or folder / "nokler" / "nokkelfil.xml"),
             previous_key_file=Path(
-                os.environ.get("IPIS_PREVIOUS_KEY_FILE")
+                env_text("IPIS_PREVIOUS_KEY_FILE")
                 or folder / "nokler" / "forrige-nokkelfil.xml"
             ),
-            key_overlap_days=_int_env("IPIS_KEY_OVERLAP_DAYS", 62),
-            offline_page=Path(os.environ.get("IPIS_OFFLINE_PAGE") or PACKAGED_PAGE),
-            session_idle_minutes=_int_env("IPIS_SESSION_IDLE_MINUTES", 30),
-            lockout_failures=_int_env("IPIS_LOCKOUT_FAILURES", 5),
-            lockout_minutes=_int_env("IPIS_LOCKOUT_MINUTES", 15),
-            throttle_failures=_int_env("IPIS_THROTTLE_FAILURES", 20),
-            throttle_window_minutes=_int_env("IPIS_THROTTLE_WINDOW_MINUTES", 10),
-            trust_proxy=_bool_env("IPIS_TRUST_PROXY", False),
-            secure_cookies=_bool_env("IPIS_SECURE_COOKIES", False),
+            key_overlap_days=env_int("IPIS_KEY_OVERLAP_DAYS", 62),
+            offline_page=Path(env_text("IPIS_OFFLINE_PAGE") or PACKAGED_PAGE),
+            session_idle_minutes=env_int("IPIS_SESSION_IDLE_MINUTES", 30),
+            lockout_failures=env_int("IPIS_LOCKOUT_FAILURES", 5),
+            lockout_minutes=env_int("IPIS_LOCKOUT_MINUTES", 15),
+            throttle_failures=env_int("IPIS_THROTTLE_FAILURES", 20),
+            throttle_window_minutes=env_int("IPIS_THROTTLE_WINDOW_MINUTES", 10),
+            trust_proxy=env_bool("IPIS_TRUST_PROXY", False),
+            secure_cookies=env_bool("IPIS_SECURE_COOKIES", False),
         )

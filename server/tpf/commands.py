@@ -21,11 +21,12 @@ if TYPE_CHECKING:
 
 
 def _config(args: argparse.Namespace) -> TpfConfig:
-    from .config import TpfConfig, TpfConfigError
+    from ..settings import SettingInvalid
+    from .config import TpfConfig
 
     try:
         return TpfConfig.from_env(args.instance)
-    except TpfConfigError as error:
+    except SettingInvalid as error:
         raise SystemExit(str(error)) from None
 
 
