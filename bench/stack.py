@@ -287,9 +287,12 @@ class Stack:
                 sha.update(block)
         sha.update(extra)
         try:
-            csrf = _token(session.get(self.url + "/send", timeout=60).text)
-        except (requests.RequestException, AssertionError) as error:
+            form = session.get(self.url + "/send", timeout=60)
+        except requests.RequestException as error:
             return Upload(kommune, sha.hexdigest(), 0.0, 0, message=type(error).__name__)
+        if (csrf := _token(form.text)) is None:  # the form page itself refused (e.g. 503)
+            return Upload(kommune, sha.hexdigest(), 0.0, form.status_code,
+                          message=_page_message(form.text))
         content_type, body = _multipart(path, csrf, extra, hook)
         started = time.perf_counter()
         try:
@@ -303,10 +306,8 @@ class Stack:
         if found and "Sending utført" in response.text and sha.hexdigest() in response.text:
             return Upload(kommune, sha.hexdigest(), elapsed, response.status_code,
                           receipt=found.group(1), finished_at=time.monotonic())
-        message = (re.search(r'id="feiltekst"[^>]*>([^<]*)', response.text)
-                   or re.search(r'id="feil"[^>]*>\s*<p>([^<]*)', response.text))
         return Upload(kommune, sha.hexdigest(), elapsed, response.status_code,
-                      message=message.group(1).strip() if message else "")
+                      message=_page_message(response.text))
 
     # --- what was lost ---------------------------------------------------------------------
 
@@ -333,10 +334,18 @@ class Stack:
                 if u.receipt in self.tpf.arrived]
 
 
-def _token(html: str) -> str:
+def _token(html: str) -> str | None:
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, "no CSRF token"
-    return match.group(1)
+    return match.group(1) if match else None
+
+
+def _page_message(html: str) -> str:
+    """The Norwegian message a refusing page shows the clerk (its error paragraph or title)."""
+    message = (re.search(r'id="feiltekst"[^>]*>([^<]*)', html)
+               or re.search(r'id="feil"[^>]*>\s*<p>([^<]*)', html)
+               or re.search(r"<main[^>]*>.*?<p[^>]*>([^<]+)", html, re.S)
+               or re.search(r"<title>([^<]*)", html))
+    return message.group(1).strip() if message else ""
 
 
 class _Body:
