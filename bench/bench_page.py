@@ -24,7 +24,8 @@ even when the machine is busy:
   against the size the page reports. The download path on the same file is measured beside it.
 
 Targets (issue 10): ready <= 1 s, page/CLI <= 2x on 50 MB, the large file saved with the save
-dialog without holding its output in memory (peak RSS of the tab well under the output size).
+dialog without holding its output in memory (peak RSS of the tab under half the output size;
+the download path is measured beside it, without a target).
 
     python bench/bench_page.py                  # ready x5, 50 MB x5, large x1 each way
     python bench/bench_page.py --quick          # ready x3, 50 MB x1
@@ -367,9 +368,9 @@ class Large:
 
     name: str
     save_dialog: Run
-    save_dialog_memory: str
+    save_dialog_memory: ChromiumMemory
     download: Run
-    download_memory: str
+    download_memory: ChromiumMemory
 
 
 def large_runs(playwright: Playwright, browser: Browser, pages: Pages, source: pathlib.Path,
@@ -400,7 +401,7 @@ def large_runs(playwright: Playwright, browser: Browser, pages: Pages, source: p
         lines.append(f"  {name}, download: {run.wall:.1f} s, output {run.output_bytes / MB:.1f} "
                      f"MB; {memory.line()}")
         print(lines[-1], flush=True)
-        measured.append(Large(name, saved, ram(saved_memory), run, ram(memory)))
+        measured.append(Large(name, saved, saved_memory, run, memory))
     return lines, measured
 
 
@@ -491,10 +492,10 @@ def main(argv: list[str]) -> int:
         print("\n".join(["large file:", *large]))
         section.note(LARGE_NOTE)
         section.write()
-        return 0
-
-    missed = report(pages, sources, large, section)
-    section.write()
+        missed = large_missed(measured_large)
+    else:
+        missed = report(pages, sources, large, section) + large_missed(measured_large)
+        section.write()
     for line in missed:
         print(f"TARGET MISSED: {line}")
     if not missed:
@@ -505,7 +506,24 @@ def main(argv: list[str]) -> int:
 LARGE_NOTE = ("Den store filen skrives gjennom en ekte FileSystemFileHandle i opprinnelsens "
               "private filsystem (headless Chromium kan ikke klikke i den innebygde "
               "lagre-dialogen), med siden servert fra 127.0.0.1; målet er at fanens største RSS "
-              "ligger godt under den krypterte filens størrelse.")
+              "da er under halvparten av den krypterte filens størrelse. Nedlastingen er målt "
+              "ved siden av.")
+
+
+def holds_output(memory: ChromiumMemory, run: Run) -> bool:
+    """The target of the large file: the tab's peak RSS under half the output's size."""
+    return memory.peak_renderer_mb >= run.output_bytes / MB / 2
+
+
+def large_missed(measured: list[Large]) -> list[str]:
+    """The save dialog's path holds no output (the download path is measured beside it)."""
+    missed = []
+    for large in measured:
+        if large.name == "page" and holds_output(large.save_dialog_memory, large.save_dialog):
+            missed.append(f"large file, save dialog: the tab peaked at "
+                          f"{large.save_dialog_memory.peak_renderer_mb:.0f} MB for "
+                          f"{large.save_dialog.output_bytes / MB:.0f} MB of output")
+    return missed
 
 
 def add_large(section: Section, source: pathlib.Path, measured: list[Large],
@@ -517,9 +535,12 @@ def add_large(section: Section, source: pathlib.Path, measured: list[Large],
         for way, run, memory in (("lagre-dialogen (OPFS)", large.save_dialog,
                                   large.save_dialog_memory),
                                  ("nedlasting", large.download, large.download_memory)):
+            note = f"skrevet {input_size(run.output_bytes / MB)}; {ram(memory)}"
+            if run is large.save_dialog:
+                note += "; " + target("fanens største RSS under halve utdataene",
+                                      not holds_output(memory, run))
             section.add(Figure(f"{build}, stor fil gjennom {way}", size, run.wall, "s",
-                               "ipis encrypt av samme fil", native.wall,
-                               note=f"skrevet {number(run.output_bytes / MB)} MB; {memory}"))
+                               "ipis encrypt av samme fil", native.wall, note=note))
 
 
 def report(pages: Pages, sources: dict[str, pathlib.Path], large: list[str],
