@@ -12,7 +12,8 @@ municipalities sending real encrypted files:
   held back), both started again;
 - kill-worker-mid-delivery: the worker SIGKILLed while a file travels to the TPF, a new one
   started (the lease is 6 s here);
-- disk-full: the storage folder on a 12 MB tmpfs (needs root for ``mount``);
+- disk-full: the storage folder on a tmpfs of 2.5 times the largest file (13 MB at 5 MB; needs
+  root for ``mount``, else skipped);
 - database-down: PostgreSQL stopped while files stream in, started again, and the refused
   files sent again.
 

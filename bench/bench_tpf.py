@@ -28,8 +28,10 @@ import sys
 
 # Run as a script, this folder is on sys.path: the encryption bench's helpers are shared.
 from bench_encrypt import MB, OUT, PERSONS, ipis, make_input, make_keys, run_measured
+from report import Figure, Section, command_line, number, target
+from report import size as input_size
 
-PERSONS.setdefault(5, 11_000)  # ~5 MB: the small file of the memory comparison
+PERSONS.setdefault("5", 11_000)  # ~5 MB: the small file of the memory comparison
 TARGET_SECONDS_50MB = 3.0
 FLAT_RSS_MB = 25.0
 TODAY_ARGS: list[str] = []
@@ -60,7 +62,7 @@ def prepare_tpf(keys_folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
 
 def bench_size(size: int, runs: int, key_file: pathlib.Path, today: str,
                keyring: pathlib.Path, secret: pathlib.Path) -> dict[str, float]:
-    source = make_input(size)
+    source = make_input(str(size))  # bench_encrypt's sizes are named by strings
     encrypted = OUT / f"{source.stem}.tpf-inn.xml"
     output = OUT / f"{source.stem}.tpf-ut.xml"
     encrypt_runs = []
@@ -89,6 +91,8 @@ def bench_size(size: int, runs: int, key_file: pathlib.Path, today: str,
               flush=True)
     figures = {
         "size": float(size),
+        "persons": float(PERSONS[str(size)]),
+        "runs": float(runs),
         "input": source.stat().st_size / MB,
         "encrypted": encrypted.stat().st_size / MB,
         "output": output.stat().st_size / MB,
@@ -97,6 +101,8 @@ def bench_size(size: int, runs: int, key_file: pathlib.Path, today: str,
         "process": statistics.median(r[0] for r in process_runs),
         "process_cpu": statistics.median(r[2] for r in process_runs),
         "process_rss": max(r[1] for r in process_runs),
+        "process_rss_median": statistics.median(r[1] for r in process_runs),
+        "encrypt_rss_median": statistics.median(r[1] for r in encrypt_runs),
         "floor": statistics.median(r[0] for r in floor_runs),
         "floor_rss": max(r[1] for r in floor_runs),
     }
@@ -136,14 +142,48 @@ def report(results: list[dict[str, float]]) -> list[str]:
     return missed
 
 
+def section(results: list[dict[str, float]], argv: list[str]) -> Section:
+    """This run's part of docs/ytelse.md: ``ipis tpf process`` against ``ipis encrypt`` of the
+    same input, in time and in peak RSS."""
+    out = Section("tpf", "TPF: ipis tpf process av én innsending",
+                  command_line("bench/bench_tpf.py", argv))
+    smallest = min(results, key=lambda r: r["size"])
+    for r in results:
+        size = input_size(r["input"], int(r["persons"]))
+        runs = int(r["runs"])
+        notes = [f"CPU {number(r['process_cpu'])} s (encrypt {number(r['encrypt_cpu'])} s)",
+                 f"kryptert fil {number(r['encrypted'])} MB",
+                 f"å åpne TPF-laget alene {number(r['floor'])} s"]
+        if r["size"] == 50:
+            notes.append(target("50 MB på ≤ 3 s", r["process"] <= TARGET_SECONDS_50MB))
+        out.add(Figure("ipis tpf process, veggtid", size, r["process"], "s",
+                       "ipis encrypt av samme inndata", r["encrypt"], runs=runs,
+                       note="; ".join(notes)))
+        flat = r["process_rss"] - smallest["process_rss"] <= FLAT_RSS_MB
+        out.add(Figure("ipis tpf process, største RSS", size, r["process_rss_median"], "MB",
+                       "ipis encrypt av samme inndata", r["encrypt_rss_median"], runs=runs,
+                       note=f"høyeste {r['process_rss']:.0f} MB; " + target(
+                           f"flatt (≤ {FLAT_RSS_MB:.0f} MB over {smallest['input']:.0f} MB-filen)",
+                           flat)))
+    out.note("`ipis tpf process` er den samme strøm-til-strøm-funksjonen som TPFs arbeidere "
+             "kjører: TPF-laget åpnes med TPF-nøkkelen, hvert nummer sjekkes og pseudonymiseres, "
+             "og §4-meldingen krypteres til registeret mens den skrives.")
+    return out
+
+
 def main() -> int:
+    argv = sys.argv[1:]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["5", "50"], help="5, 50 and/or 500 (MB)")
     parser.add_argument("--runs", "--repeat", type=int, default=3, help="runs of each size")
     parser.add_argument("--quick", action="store_true", help="each size once")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    args = parser.parse_args()
-    sizes = sorted({int(s) for a in args.sizes for s in a.split(",")} | {5})
+    args = parser.parse_args(argv)
+    named = {s for a in args.sizes for s in a.split(",")}
+    unknown = sorted(named - {"5", "50", "500"})
+    if unknown:
+        parser.error(f"unknown size {unknown[0]!r}: one of 5, 50, 500")
+    sizes = sorted({int(s) for s in named} | {5})
     runs = 1 if args.quick else args.runs
     OUT.mkdir(parents=True, exist_ok=True)
     key_file, today = make_keys()
@@ -154,6 +194,7 @@ def main() -> int:
         results.append(bench_size(size, runs if size <= 50 else 1, key_file, today, keyring,
                                   secret))
     missed = report(results)
+    section(results, argv).write()
     return 1 if missed and args.strict else 0
 
 

@@ -228,7 +228,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="50 MB once")
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 50, 500])
-    parser.add_argument("--runs", type=int, default=3, help="runs of the 50 MB upload")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of each size up to 100 MB (larger ones run once)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args, _ = parser.parse_known_args(argv)
     sizes = [50] if args.quick else args.sizes

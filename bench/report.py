@@ -43,9 +43,6 @@ class Figure:
         return self.median / self.baseline if self.baseline else float("nan")
 
     def row(self) -> str:
-        def number(value: float) -> str:
-            return f"{value:.2f}".replace(".", ",")
-
         return (
             f"| {self.what} | {self.input_size} | {number(self.median)} {self.unit} "
             f"(median av {self.runs}) | {self.baseline_what}: {number(self.baseline)} "
@@ -87,6 +84,22 @@ class Section:
         path = folder / f"{self.name}.md"
         path.write_text(self.markdown(), encoding="utf-8")
         return path
+
+
+def target(goal: str, met: bool) -> str:
+    """The note on a figure with a target: ``mål: ≤ 3× gulvet — nådd`` (or ``ikke nådd``)."""
+    return f"mål: {goal} — {'nådd' if met else 'ikke nådd'}"
+
+
+def number(value: float) -> str:
+    """A figure as docs/ytelse.md writes it (Norwegian decimal comma)."""
+    return f"{value:.2f}".replace(".", ",")
+
+
+def size(megabytes: float, persons: int | None = None) -> str:
+    """An input size as docs/ytelse.md writes it: ``53,0 MB (110 000 personer)``."""
+    text = f"{megabytes:.1f} MB".replace(".", ",")
+    return text + (f" ({persons:,} personer)".replace(",", " ") if persons is not None else "")
 
 
 def command_line(script: str, argv: list[str]) -> str:

@@ -5,7 +5,8 @@ command, input sizes, medians, the baseline measured in the same run, ratios); t
 puts the sections of the benchmarks it ran into docs/ytelse.md between their markers, with
 the date and the machine, and keeps the sections of benchmarks it did not run. Not part of
 CI: the figures depend on the machine. Arguments after ``--`` are passed on to every benchmark
-(for example ``python bench/run.py -- --quick``); names before it choose benchmarks.
+(for example ``python bench/run.py -- --quick``); names before it choose benchmarks by their
+file name without ``bench_`` (``python bench/run.py encrypt tpf -- --quick``).
 """
 
 from __future__ import annotations
@@ -40,10 +41,16 @@ def write_document(sections: dict[str, str], when: str, where: str) -> None:
 
 def main(argv: list[str]) -> int:
     passed_on = argv[argv.index("--") + 1 :] if "--" in argv else []
-    only = [a for a in (argv[: argv.index("--")] if "--" in argv else argv) if a]
+    only = [a.removesuffix(".py").removeprefix("bench_")
+            for a in (argv[: argv.index("--")] if "--" in argv else argv) if a]
     scripts = sorted(HERE.glob("bench_*.py"))
+    names = [s.stem.removeprefix("bench_") for s in scripts]
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        print(f"no bench/bench_{unknown[0]}.py: one of {', '.join(names)}", file=sys.stderr)
+        return 1
     if only:
-        scripts = [s for s in scripts if any(name in s.name for name in only)]
+        scripts = [s for s in scripts if s.stem.removeprefix("bench_") in only]
     if not scripts:
         print("no bench/bench_*.py found", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ Why a process and not a thread: of the ~1.4 s of CPU ``ipis encrypt`` spends on 
 a thread was slower than on none. Why ``os.fork`` and not multiprocessing's spawn or
 forkserver: the child needs the code, the keys and the header the parent already holds; a
 fork costs a few milliseconds, while a fresh interpreter importing the core and
-``cryptography`` costs about 0.1 s before it does anything (bench/bench_second_process.py).
+``cryptography`` costs about 0.1 s before it does anything (bench/explore_second_process.py).
 The fork happens before ``ipis encrypt`` starts its writer thread, so the parent has one thread
 then.
 

@@ -9,7 +9,11 @@ Measured here, each as the median of several runs:
 - 50 MB of person batches (0.4 MB frames, as the child sends them) through a pipe from a
   forked child: wall time and the reading parent's CPU time.
 
-    python bench/bench_second_process.py [--runs 7]
+    python bench/explore_second_process.py [--runs 7]
+
+An exploration tool behind a design choice (pyapp/second_process.py), not a benchmark: it has no
+target and no section in docs/ytelse.md, so ``make bench`` (which runs bench/bench_*.py) leaves
+it out.
 """
 
 from __future__ import annotations
