@@ -100,7 +100,8 @@ def _configs(args: argparse.Namespace) -> tuple[Config, TpfConfig, RegisterConfi
         register = RegisterConfig.from_env(send.instance_dir / "register")
     except (ConfigError, TpfConfigError, RegisterConfigError) as error:
         raise PartyFailed(str(error)) from None
-    register_url = f"http://{args.host}:{args.register_port}{REGISTER_INTAKE}"
+    near = _loopback(args.host)
+    register_url = f"http://{near}:{args.register_port}{REGISTER_INTAKE}"
     tpf = dataclasses.replace(
         tpf,
         register_url=register_url,
@@ -110,11 +111,16 @@ def _configs(args: argparse.Namespace) -> tuple[Config, TpfConfig, RegisterConfi
     )
     send = dataclasses.replace(
         send,
-        tpf_url=f"http://{args.host}:{args.tpf_port}{TPF_INTAKE}",
+        tpf_url=f"http://{near}:{args.tpf_port}{TPF_INTAKE}",
         tpf_token=tpf.tokens[0],
         tpf_poll_seconds=_poll("IPIS_TPF_POLL_SECONDS", send.tpf_poll_seconds),
     )
     return send, tpf, register
+
+
+def _loopback(host: str) -> str:
+    """Where one party reaches another: the host served on, or loopback for «every address»."""
+    return "127.0.0.1" if host in {"", "0.0.0.0", "::"} else host  # noqa: S104 - compared
 
 
 def _poll(variable: str, configured: float) -> float:
@@ -235,7 +241,7 @@ def _parties(args: argparse.Namespace, send_config: Config, tpf_config: TpfConfi
         except PartyFailed:
             svc.db.dispose()
             raise
-        dispose = svc.dispose if hasattr(svc, "dispose") else svc.db.dispose
+        dispose = getattr(svc, "dispose", svc.db.dispose)  # the send module's: db only
         started.append(Party(label, server, functools.partial(worker, svc), dispose))
         apps[label] = app
     return apps
@@ -308,7 +314,7 @@ def serve_chain(args: argparse.Namespace) -> int:
         "Ctrl-C stopper alle tre.",
     ]
     if args.no_worker:
-        lines.append("Uten arbeidertråder: ingenting sendes videre før «ipis worker» kjører.")
+        lines.append("Uten arbeidertråder: innsendingene blir liggende der de er mottatt.")
     _run(parties, stop, args.no_worker, lines)
     return 0
 
