@@ -171,9 +171,11 @@ def test_upload_reaches_the_register_then_sigterm_stops_all(chain: Chain,
 
 
 def test_a_party_that_cannot_start_stops_the_others(tmp_path: Path) -> None:
+    """The send module's port taken: the register and the TPF are up by then (they start
+    first), and are closed again."""
     ports = (free_port(), free_port(), free_port())
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", ports[2]))
+        taken.bind(("127.0.0.1", ports[0]))
         taken.listen()
         failed = _start(tmp_path / "instans", ports, "--no-demo")
         try:
@@ -181,9 +183,11 @@ def test_a_party_that_cannot_start_stops_the_others(tmp_path: Path) -> None:
         finally:
             _stop(failed)
     text = failed.text()
-    assert (f"Registeret kunne ikke starte på 127.0.0.1:{ports[2]}: porten er allerede i bruk."
-            " Ingen av partene kjører.") in text
-    assert _port_free(ports[0]) and _port_free(ports[1])
+    assert (f"Sendemodulen kunne ikke starte på 127.0.0.1:{ports[0]}: porten er allerede i "
+            "bruk. Ingen av partene kjører.") in text
+    assert "Address already in use" not in text  # werkzeug's English line is not shown
+    assert _port_free(ports[1]) and _port_free(ports[2])
+    assert "tpf_0001" in text  # the TPF had started (its schema made) before it was stopped
 
 
 def test_serve_folder_means_the_party_subfolder(tmp_path: Path) -> None:
