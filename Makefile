@@ -15,7 +15,8 @@ page: setup
 	$(BIN)/python web/build.py
 	mkdir -p server/send/page && cp dist/ipis-krypt.html server/send/page/ipis-krypt.html
 
-# Everything up, then the send module on http://127.0.0.1:8000 with demo keys and account.
+# Everything up, then the demo chain: the send module on http://127.0.0.1:8000, the TPF on
+# :8100 and the register on :8002, with demo keys, account and staff user (docs/drift.md).
 run: page
 	$(BIN)/ipis serve
 

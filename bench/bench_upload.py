@@ -122,8 +122,8 @@ class Server:
         self.log = instance.parent / "serve.log"
         with self.log.open("w") as handle:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ipis_server", "serve", "--port", str(self.port),
-                 "--instance", str(instance)],
+                [sys.executable, "-m", "ipis_server", "serve", "--only-send", "--port",
+                 str(self.port), "--instance", str(instance)],
                 stdout=handle, stderr=subprocess.STDOUT, cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "IPIS_DATABASE_URL": "",
                      "IPIS_TPF_URL": ""},

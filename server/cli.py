@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ipis_core import cli as core_cli
 
-from . import keys_commands
+from . import keys_commands, serve
 from .register import commands as register_commands
 from .send import commands as send_commands
 from .tpf import commands as tpf_commands
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser, commands = core_cli.new_parser()
     core_cli.add_commands(commands)
     keys_commands.add_commands(commands)
+    serve.add_commands(commands)
     send_commands.add_commands(commands)
     tpf_commands.add_commands(commands)
     register_commands.add_commands(commands)

@@ -58,6 +58,9 @@ KEYS_FOLDER = "nokler"
 PRIVATE_SUFFIX = ".pem"
 KEY_FILE_SUFFIX = ".nokkelfil.xml"
 MAX_PEM_BYTES = 64 * 1024
+# Written by ``ipis serve`` in its instance folder, which holds the TPF in ``tpf/`` and the
+# register in ``register/`` (party_instance).
+SERVE_MARKER = "ipis-serve.txt"
 
 _RECIPIENT = {"tpf": TPF, "register": IPLOS}  # the key file's mottaker of each party's key
 _PRIVATE_FILE = {"tpf": TPF_PRIVATE_FILE, "register": IPLOS_PRIVATE_FILE}
@@ -121,6 +124,17 @@ def default_instance(party: Party) -> Path:
     ``./instance/register`` (beside the send module's ``./instance``)."""
     configured = os.environ.get(f"{_ENV_PREFIX[party]}_INSTANCE")
     return Path(configured) if configured else Path("instance") / party
+
+
+def party_instance(party: Party, given: str | Path | None = None) -> Path:
+    """The party's instance folder: ``given``, else the default above; when that folder is
+    the instance folder of ``ipis serve`` (it holds the marker file serve writes and the
+    party's subfolder), the party's subfolder in it. So ``ipis register export --instance DIR``
+    reads the register of ``ipis serve --instance DIR``."""
+    folder = Path(given) if given else default_instance(party)
+    if (folder / SERVE_MARKER).is_file() and (folder / party).is_dir():
+        return folder / party
+    return folder
 
 
 def keys_dir(party: Party, instance_dir: Path) -> Path:

@@ -19,11 +19,10 @@ PARTIES = ("tpf", "register")  # keyring.PARTIES; not imported: every `ipis` run
 
 
 def _keyring(args: argparse.Namespace) -> Keyring:
-    from .keyring import default_instance, party_keyring
+    from .keyring import party_instance, party_keyring
 
     party = args.party
-    instance = args.instance or default_instance(party)
-    return party_keyring(party, Path(instance).resolve())
+    return party_keyring(party, party_instance(party, args.instance).resolve())
 
 
 def cmd_install(args: argparse.Namespace) -> int:

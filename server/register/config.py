@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..keyring import DEFAULT_OVERLAP_DAYS, default_instance, keys_dir, overlap_days
+from ..keyring import DEFAULT_OVERLAP_DAYS, keys_dir, overlap_days, party_instance
 from ..settings import env_bool, env_float, env_int, env_text, env_tokens, private_value
 
 # The TPF's §4 message for the send module's largest file (1 GB) is about as large as it.
@@ -64,8 +64,9 @@ class RegisterConfig:
 
     @classmethod
     def from_env(cls, instance_dir: str | Path | None = None) -> RegisterConfig:
-        """``instance_dir`` beats IPIS_REGISTER_INSTANCE beats ./instance/register."""
-        folder = Path(instance_dir or default_instance("register")).resolve()
+        """``instance_dir`` beats IPIS_REGISTER_INSTANCE beats ./instance/register; the folder
+        of ``ipis serve`` means its ``register`` subfolder (keyring.party_instance)."""
+        folder = party_instance("register", instance_dir).resolve()
         database_url = (
             env_text("IPIS_REGISTER_DATABASE_URL") or f"sqlite:///{folder / 'register.db'}"
         )

@@ -1,4 +1,5 @@
-"""The send module's commands: ``ipis serve``, ``ipis worker``, ``ipis migrate``, ``ipis account``.
+"""The send module's commands: ``ipis worker``, ``ipis migrate``, ``ipis account``, and the
+send module alone for ``ipis serve --only-send`` (``ipis_server.serve`` registers ``serve``).
 
 ``ipis_server.cli`` adds them to the composed command line; nothing here runs on import.
 """
@@ -244,14 +245,6 @@ def _identity_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    serve = commands.add_parser("serve", help="kjør sendemodulen (med demokonto og demonøkler)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--no-demo", action="store_true", help="ingen demokonto eller demonøkler")
-    serve.add_argument("--no-worker", action="store_true", help="ingen videresendingstråd")
-    _instance_option(serve)
-    serve.set_defaults(handler=cmd_serve)
-
     migrate = commands.add_parser("migrate", help="opprett eller oppgrader databaseskjemaet")
     _instance_option(migrate)
     migrate.set_defaults(handler=cmd_migrate)

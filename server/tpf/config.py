@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..keyring import DEFAULT_OVERLAP_DAYS, default_instance, keys_dir, overlap_days
+from ..keyring import DEFAULT_OVERLAP_DAYS, keys_dir, overlap_days, party_instance
 from ..settings import env_bool, env_float, env_int, env_text, env_tokens, private_value
 
 DEFAULT_MAX_UPLOAD_BYTES = 1024**3 + 64 * 1024**2  # the send module's 1 GB and its margin
@@ -58,8 +58,9 @@ class TpfConfig:
 
     @classmethod
     def from_env(cls, instance_dir: str | Path | None = None) -> TpfConfig:
-        """``instance_dir`` beats IPIS_TPF_INSTANCE beats ./instance/tpf."""
-        folder = Path(instance_dir or default_instance("tpf")).resolve()
+        """``instance_dir`` beats IPIS_TPF_INSTANCE beats ./instance/tpf; the folder of ``ipis
+        serve`` means its ``tpf`` subfolder (keyring.party_instance)."""
+        folder = party_instance("tpf", instance_dir).resolve()
         database_url = env_text("IPIS_TPF_DATABASE_URL") or f"sqlite:///{folder / 'tpf.db'}"
         return cls(
             instance_dir=folder,

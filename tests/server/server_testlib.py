@@ -213,7 +213,8 @@ def install_key_file(instance: Path, keys: Path) -> Path:
 
 def start_server(instance: Path, env: dict[str, str] | None = None,
                  keys: Path | None = None) -> RunningServer:
-    """``ipis serve`` as a subprocess on a free loopback port; waits until it answers.
+    """``ipis serve --only-send`` (the send module alone, delivering to its local inbox
+    folder) as a subprocess on a free loopback port; waits until it answers.
 
     ``keys``: a folder from ``ipis keys generate`` whose key file the server serves (else it
     makes demo keys)."""
@@ -224,8 +225,8 @@ def start_server(instance: Path, env: dict[str, str] | None = None,
     log = instance.parent / f"{instance.name}-serve.log"
     handle = log.open("w", encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "ipis_server", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--instance", str(instance)],
+        [sys.executable, "-m", "ipis_server", "serve", "--only-send", "--host", "127.0.0.1",
+         "--port", str(port), "--instance", str(instance)],
         stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )

@@ -4,8 +4,9 @@ The suite runs from an editable install inside the checkout, so it cannot see wh
 ``pip install`` lacks (a runtime dependency declared only for tests, a file looked up under the
 repository root). This script builds the wheel, installs it with its pinned dependencies into a
 fresh venv in a temporary folder outside the checkout, and walks the operator's path there:
-keys, demo data, encrypt, ``ipis serve``, log in, upload, receipt, ``ipis worker``, delivery,
-and the gunicorn command of docs/drift.md. Nothing of the checkout is on the path.
+keys, demo data, encrypt, ``ipis serve`` with the three parties (log in, upload, receipt, the
+rows in ``ipis register export`` of the serve folder, SIGTERM), ``ipis serve --only-send`` with
+``ipis worker``, and the gunicorn commands of docs/drift.md. Nothing of the checkout is on the path.
 
 Usage: python tests/smoke/wheel_smoke.py [--keep]
 """
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 DEMO = {"kommunenummer": "0301", "bydelsnummer": "00", "organisasjonsnummer": "922542570"}
 START_TIMEOUT = 90.0
+PERSONS = 200
 
 
 class SmokeFailure(Exception):
@@ -140,6 +142,22 @@ def printed_pin(log: Path) -> str:
     raise SmokeFailure(f"ipis serve printed no PIN:\n{log.read_text()}")
 
 
+def wait_for_register_rows(ipis: str, instance: Path, out: Path, home: Path,
+                           env: dict[str, str]) -> int:
+    """``ipis register export --instance`` of the serve folder until it finds rows."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        written = run([ipis, "register", "export", "--instance", str(instance), "--out",
+                       str(out)], cwd=home, env=env)
+        match = re.match(r"Skrev (\d+) rader", written)
+        if match is None:
+            raise SmokeFailure(f"ipis register export: {written}")
+        if int(match.group(1)):
+            return int(match.group(1))
+        time.sleep(1)
+    raise SmokeFailure(f"no rows in the register within {START_TIMEOUT} s")
+
+
 def csrf(html: str) -> str:
     match = CSRF.search(html)
     if not match:
@@ -173,14 +191,15 @@ def smoke(work: Path) -> None:
     ipis = str(venv / "bin" / "ipis")
     instance = work / "instans"
 
-    step("ipis serve (demokonto og demonøkler), uten videresendingstråd")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    step("ipis serve: sendemodulen, TPF og registeret (demokonto, demobruker, demonøkler)")
+    ports = {"--port": free_port(), "--tpf-port": free_port(), "--register-port": free_port()}
+    base = f"http://127.0.0.1:{ports['--port']}"
     serve_log = work / "serve.log"
-    serve = [ipis, "serve", "--host", "127.0.0.1", "--port", str(port), "--instance",
-             str(instance), "--no-worker"]
+    serve = [ipis, "serve", "--host", "127.0.0.1", "--instance", str(instance),
+             *(str(part) for option, port in ports.items() for part in (option, port))]
     with process(serve, home, env, serve_log) as server:
         wait_for(f"{base}/logg-inn", server, serve_log)
+        wait_for(f"http://127.0.0.1:{ports['--register-port']}/logg-inn", server, serve_log)
         pin = printed_pin(serve_log)
 
         step("henter nøkkelfilen og krypteringssiden fra nedlastingssiden")
@@ -194,24 +213,53 @@ def smoke(work: Path) -> None:
 
         step("ipis demo-data, ipis encrypt, ipis inspect")
         run([ipis, "keys", "show", str(key_file)], cwd=home, env=env)
-        run([ipis, "demo-data", "--persons", "200", "--out", "iplos.xml"], cwd=home, env=env)
+        run([ipis, "demo-data", "--persons", str(PERSONS), "--out", "iplos.xml"], cwd=home,
+            env=env)
         run([ipis, "encrypt", "--data", "iplos.xml", "--out", "iplos-kryptert.xml", "--keys",
              str(key_file), "--email", "kari.nordmann@kommune.no", "--name", "Kari Nordmann",
              "--mobile", "912 34 567"], cwd=home, env=env)
         run([ipis, "inspect", "iplos-kryptert.xml"], cwd=home, env=env)
 
-        step("logger inn og sender filen")
+        step("logger inn og sender filen; TPF og registeret tar den videre")
         http = send_file(base, pin, home / "iplos-kryptert.xml")
+        rows = wait_for_register_rows(ipis, instance, work / "kjede.csv", home, env)
+        if rows != PERSONS:
+            raise SmokeFailure(f"the register exported {rows} rows, not {PERSONS}")
+        loaded = f"Lastet i registeret: {PERSONS} personer"
+        deadline = time.monotonic() + START_TIMEOUT  # the send module asks the TPF every 2 s
+        while loaded not in (history := http.get(f"{base}/innsendinger", timeout=30)).text:
+            if time.monotonic() > deadline:
+                raise SmokeFailure(f"not shown as loaded:\n{history.text[:1500]}")
+            time.sleep(0.5)
+
+        step("SIGTERM stopper alle tre")
+        server.send_signal(signal.SIGTERM)
+        if server.wait(60) != 0:
+            raise SmokeFailure(f"ipis serve ended with {server.returncode}:\n"
+                               f"{serve_log.read_text()}")
+
+    step("ipis serve --only-send (uten videresendingstråd), ipis worker --once")
+    alone = work / "bare-sendemodul"
+    (alone / "nokler").mkdir(parents=True)
+    shutil.copyfile(key_file, alone / "nokler" / "nokkelfil.xml")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    alone_log = work / "serve-alene.log"
+    serve = [ipis, "serve", "--only-send", "--host", "127.0.0.1", "--port", str(port),
+             "--instance", str(alone), "--no-worker"]
+    with process(serve, home, env, alone_log) as server:
+        wait_for(f"{base}/logg-inn", server, alone_log)
+        http = send_file(base, printed_pin(alone_log), home / "iplos-kryptert.xml")
 
         step("ipis worker --once videresender")
-        delivered = run([ipis, "worker", "--once", "--instance", str(instance)], cwd=home,
+        delivered = run([ipis, "worker", "--once", "--instance", str(alone)], cwd=home,
                         env=env)
         if "Behandlet 1 " not in delivered:
             raise SmokeFailure(f"the worker delivered nothing: {delivered}")
         history = http.get(f"{base}/innsendinger", timeout=30)
         if "videresendt" not in history.text:
             raise SmokeFailure(f"not shown as forwarded:\n{history.text[:1500]}")
-        inbox = list((instance / "tpf-innboks").glob("*.xml"))
+        inbox = list((alone / "tpf-innboks").glob("*.xml"))
         if len(inbox) != 1:
             raise SmokeFailure(f"expected one delivered file, found {inbox}")
 
@@ -221,7 +269,7 @@ def smoke(work: Path) -> None:
     gunicorn = [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--worker-class",
                 "gthread", "--workers", "2", "--threads", "8", "--timeout", "120", "--preload",
                 "ipis_server.send.wsgi:app"]
-    with process(gunicorn, home, {**env, "IPIS_INSTANCE": str(instance)}, gunicorn_log) as web:
+    with process(gunicorn, home, {**env, "IPIS_INSTANCE": str(alone)}, gunicorn_log) as web:
         wait_for(f"http://127.0.0.1:{port}/logg-inn", web, gunicorn_log)
     register_smoke(work, venv, home, env)
     step("alt i orden")
