@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
 STOP_SECONDS = 15.0  # how long a worker thread may take to finish its step at the end
+WORKER_RUNNING = "Arbeideren kjører. Ctrl-C eller SIGTERM stopper den etter steget den er i."
 
 
 class PartyFailed(Exception):
@@ -141,6 +142,7 @@ def run_worker(worker: Worker, once: bool, done: str) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    print(WORKER_RUNNING, flush=True)
     try:
         worker.run(stop)
     finally:
