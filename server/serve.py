@@ -14,27 +14,20 @@ before the TPF and the register existed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import errno
 import functools
-import io
-import logging
 import shutil
-import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from .running import Party, PartyFailed, bind, run_parties, setup_logging, stop_all
 from .settings import SettingInvalid, env_text
 
 if TYPE_CHECKING:
     from flask import Flask
-    from werkzeug.serving import BaseWSGIServer
 
     from .register.config import RegisterConfig
     from .send.config import Config
@@ -46,34 +39,11 @@ DEMO_STAFF_NAME = "Demobruker"
 # On loopback an answer is near: ask for the next party's result every 2 s, not every 30 s
 # (unless IPIS_TPF_POLL_SECONDS / IPIS_TPF_REGISTER_POLL_SECONDS say otherwise).
 DEMO_POLL_SECONDS = 2.0
-STOP_SECONDS = 15.0  # how long a worker thread may take to finish its step at the end
 MARKER_TEXT = (
     "Instansmappe laget av «ipis serve»: sendemodulen her, TPF i tpf/, registeret i "
     "register/.\n«ipis tpf … --instance» og «ipis register … --instance» med denne mappen "
     "bruker undermappen.\n"
 )
-
-
-class PartyFailed(Exception):
-    """One party could not be set up or bound; the message says which and why (Norwegian)."""
-
-
-@dataclass
-class Party:
-    """One running party: its HTTP server, its worker and how to close it."""
-
-    label: str
-    server: BaseWSGIServer
-    start_worker: Callable[[threading.Event], threading.Thread]
-    dispose: Callable[[], None]
-    thread: threading.Thread | None = None
-    workers: list[threading.Thread] = field(default_factory=list)
-
-
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 def _write_marker(instance: Path) -> None:
@@ -191,25 +161,6 @@ def ensure_staff_user(app: Flask) -> str:
 # --- the three parties -------------------------------------------------------------------------
 
 
-def _bind(label: str, host: str, port: int, app: Flask) -> BaseWSGIServer:
-    from werkzeug.serving import make_server
-
-    try:
-        # werkzeug prints its own English line and exits when the port is taken: say it here
-        with contextlib.redirect_stderr(io.StringIO()):
-            return make_server(host, port, app, threaded=True)
-    except SystemExit:
-        raise PartyFailed(
-            f"{label} kunne ikke starte på {host}:{port}: porten er allerede i bruk."
-        ) from None
-    except OSError as error:
-        reason = (
-            "porten er allerede i bruk" if error.errno == errno.EADDRINUSE
-            else error.strerror or str(error)
-        )
-        raise PartyFailed(f"{label} kunne ikke starte på {host}:{port}: {reason}.") from None
-
-
 def _parties(args: argparse.Namespace, send_config: Config, tpf_config: TpfConfig,
              register_config: RegisterConfig, started: list[Party]) -> dict[str, Any]:
     """Create the apps and bind the three servers (appending each to ``started`` as soon as
@@ -238,7 +189,7 @@ def _parties(args: argparse.Namespace, send_config: Config, tpf_config: TpfConfi
             raise PartyFailed(f"{label} kunne ikke starte: {error}") from error
         svc = svc_of(app)
         try:
-            server = _bind(label, args.host, port, app)
+            server = bind(label, args.host, port, app)
         except PartyFailed:
             svc.db.dispose()
             raise
@@ -246,18 +197,6 @@ def _parties(args: argparse.Namespace, send_config: Config, tpf_config: TpfConfi
         started.append(Party(label, server, functools.partial(worker, svc), dispose))
         apps[label] = app
     return apps
-
-
-def _stop_all(parties: list[Party], stop: threading.Event) -> None:
-    stop.set()
-    for party in parties:
-        if party.thread is not None:
-            party.server.shutdown()
-        party.server.server_close()
-    for party in parties:
-        for worker in party.workers:
-            worker.join(STOP_SECONDS)
-        party.dispose()
 
 
 def serve_chain(args: argparse.Namespace) -> int:
@@ -269,7 +208,7 @@ def serve_chain(args: argparse.Namespace) -> int:
         ensure_demo_account,
     )
 
-    _setup_logging()
+    setup_logging()
     stop = threading.Event()
     parties: list[Party] = []
     try:
@@ -283,11 +222,11 @@ def serve_chain(args: argparse.Namespace) -> int:
         pin = "" if args.no_demo else ensure_demo_account(send_config)
         password = "" if args.no_demo else ensure_staff_user(apps["Registeret"])
     except PartyFailed as error:
-        _stop_all(parties, stop)
+        stop_all(parties, stop)
         print(f"{error} Ingen av partene kjører.", file=sys.stderr, flush=True)
         return 1
     except BaseException:
-        _stop_all(parties, stop)
+        stop_all(parties, stop)
         raise
 
     host = args.host
@@ -316,39 +255,8 @@ def serve_chain(args: argparse.Namespace) -> int:
     ]
     if args.no_worker:
         lines.append("Uten arbeidertråder: innsendingene blir liggende der de er mottatt.")
-    _run(parties, stop, args.no_worker, lines)
+    run_parties(parties, args.no_worker, lines)
     return 0
-
-
-def _run(parties: list[Party], stop: threading.Event, no_worker: bool, lines: list[str]) -> None:
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for party in parties:
-            if not no_worker:
-                party.workers.append(party.start_worker(stop))
-            party.thread = threading.Thread(
-                target=_serve, args=(party, stop), name=f"ipis-serve-{party.label}", daemon=True
-            )
-            party.thread.start()
-        print("\n".join(lines), flush=True)
-        stop.wait()
-    finally:
-        _stop_all(parties, stop)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _serve(party: Party, stop: threading.Event) -> None:
-    """One HTTP server; if it ends by itself, the others end too."""
-    try:
-        party.server.serve_forever()
-    finally:
-        if not stop.is_set():
-            print(f"{party.label} stoppet uventet; stopper alle.", file=sys.stderr, flush=True)
-            stop.set()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

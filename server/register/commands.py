@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
+import functools
 import sys
-import threading
 from pathlib import Path
 
 from ipis_core.cli import parse_date
@@ -26,24 +25,17 @@ def _config(args: argparse.Namespace) -> RegisterConfig:
         raise SystemExit(str(error)) from None
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def _today(args: argparse.Namespace) -> dt.date:
     return getattr(args, "today", None) or dt.date.today()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
+    from ..running import serve_one, setup_logging
     from .app import INTAKE_PREFIX, create_app
     from .services import register_services
     from .worker import start_thread
 
-    _setup_logging()
+    setup_logging()
     config = _config(args)
     app = create_app(config)
     svc = register_services(app)
@@ -58,41 +50,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lines.append(
             "Advarsel: ingen nøkler; installer med «ipis keys install --party register»."
         )
-    server = make_server(args.host, args.port, app, threaded=True)
-    stop = threading.Event()
-    if not args.no_worker:
-        start_thread(svc, stop)
-    print("\n".join(lines), flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        server.server_close()
-        svc.dispose()
-    return 0
+    return serve_one("Registeret", args.host, args.port, app,
+                     functools.partial(start_thread, svc), svc.dispose, args.no_worker, lines)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from ..running import run_worker, setup_logging
     from .services import open_services
     from .worker import RegisterWorker
 
-    _setup_logging()
+    setup_logging()
     svc = open_services(_config(args))
-    worker = RegisterWorker(svc)
     try:
-        if args.once:
-            print(f"Behandlet {worker.drain()} leveranser")
-            return 0
-        stop = threading.Event()
-        try:
-            worker.run(stop)
-        except KeyboardInterrupt:
-            stop.set()
+        return run_worker(RegisterWorker(svc), args.once, "Behandlet {} leveranser")
     finally:
         svc.dispose()
-    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

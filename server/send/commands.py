@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
+import functools
 import sys
-import threading
 from pathlib import Path
 
 from ..settings import SettingInvalid
@@ -28,11 +27,6 @@ def _config(args: argparse.Namespace) -> Config:
     except SettingInvalid as error:
         raise SystemExit(str(error)) from None
 
-
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -166,13 +160,13 @@ def ensure_demo_account(config: Config) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
+    """The send module alone (``ipis serve --only-send``, or a real TPF in IPIS_TPF_URL)."""
+    from ..running import serve_one, setup_logging
     from .app import create_app
     from .outbox import start_thread
     from .services import services
 
-    _setup_logging()
+    setup_logging()
     config = _config(args)
     app = create_app(config)
     lines = [f"IPLOS sendemodul: http://{args.host}:{args.port}/"]
@@ -190,39 +184,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     target = config.tpf_url or f"lokal innboks {config.inbox_dir}"
     lines.append(f"Videresender til: {target}")
     lines.append(f"Instansmappe: {config.instance_dir}")
-    server = make_server(args.host, args.port, app, threaded=True)
-    stop = threading.Event()
-    if not args.no_worker:
-        start_thread(services(app), stop)
-    print("\n".join(lines), flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        server.server_close()
-        services(app).db.dispose()
-    return 0
+    svc = services(app)
+    return serve_one("Sendemodulen", args.host, args.port, app,
+                     functools.partial(start_thread, svc), svc.db.dispose, args.no_worker, lines)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from ..running import run_worker, setup_logging
     from .app import create_app
     from .outbox import Worker
     from .services import services
 
-    _setup_logging()
-    app = create_app(_config(args))
-    worker = Worker(services(app))
-    if args.once:
-        print(f"Behandlet {worker.drain()} innsendinger")
-        return 0
-    stop = threading.Event()
+    setup_logging()
+    svc = services(create_app(_config(args)))
     try:
-        worker.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-    return 0
+        return run_worker(Worker(svc), args.once, "Behandlet {} innsendinger")
+    finally:
+        svc.db.dispose()
 
 
 # --- registration ---------------------------------------------------------------------------

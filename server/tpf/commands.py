@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
+import functools
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,24 +29,17 @@ def _config(args: argparse.Namespace) -> TpfConfig:
         raise SystemExit(str(error)) from None
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def _today(args: argparse.Namespace) -> dt.date:
     return getattr(args, "today", None) or dt.date.today()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
+    from ..running import serve_one, setup_logging
     from .app import INTAKE_PREFIX, create_app
     from .services import tpf_services
     from .worker import start_thread
 
-    _setup_logging()
+    setup_logging()
     config = _config(args)
     app = create_app(config)
     svc = tpf_services(app)
@@ -62,41 +54,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lines.append(f"Token (for sendemodulens IPIS_TPF_TOKEN): i {config.instance_dir / 'token'}")
     if not svc.keyring.known_names():
         lines.append("Advarsel: ingen nøkler; installer med «ipis keys install --party tpf».")
-    server = make_server(args.host, args.port, app, threaded=True)
-    stop = threading.Event()
-    if not args.no_worker:
-        start_thread(svc, stop)
-    print("\n".join(lines), flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        server.server_close()
-        svc.dispose()
-    return 0
+    return serve_one("TPF", args.host, args.port, app, functools.partial(start_thread, svc),
+                     svc.dispose, args.no_worker, lines)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from ..running import run_worker, setup_logging
     from .services import open_services
     from .worker import TpfWorker
 
-    _setup_logging()
+    setup_logging()
     svc = open_services(_config(args))
-    worker = TpfWorker(svc)
     try:
-        if args.once:
-            print(f"Behandlet {worker.drain()} oppgaver")
-            return 0
-        stop = threading.Event()
-        try:
-            worker.run(stop)
-        except KeyboardInterrupt:
-            stop.set()
+        return run_worker(TpfWorker(svc), args.once, "Behandlet {} oppgaver")
     finally:
         svc.dispose()
-    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -147,10 +119,11 @@ def cmd_import_changes(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_secret(args: argparse.Namespace) -> int:
+    from ..running import setup_logging
     from .rotation import rotate_secret
     from .services import open_services
 
-    _setup_logging()
+    setup_logging()
     svc = open_services(_config(args))
     try:
         for line in rotate_secret(svc):
