@@ -8,10 +8,7 @@ on the user before the password is hashed), and no transaction is open while arg
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-import hashlib
-import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,11 +24,13 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm  # type: ignore[import-untyped]
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import PasswordField, StringField, SubmitField  # type: ignore[import-untyped]
 
 from ..dbtypes import utcnow
+from ..login import LoginGuard, LoginRules, LoginTables, Throttled
 from .models import LoginFailure, StaffSession, StaffUser
 from .services import register_services
 from .staff import verify_password
@@ -44,9 +43,17 @@ LOGIN_FAILED = (
 )
 THROTTLED = "For mange mislykkede innlogginger fra denne maskinen. Vent noen minutter."
 SESSION_KEY = "ansatt_okt"
-LAST_SEEN_GRANULARITY = dt.timedelta(seconds=30)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+TABLES = LoginTables(
+    user=StaffUser, user_id=StaffUser.id, active=StaffUser.aktiv,
+    failures=StaffUser.feil_pa_rad, locked_until=StaffUser.laast_til,
+    session=StaffSession, session_hash=StaffSession.id_hash, session_user=StaffSession.ansatt_id,
+    last_seen=StaffSession.sist_sett,
+    attempt=LoginFailure, attempt_id=LoginFailure.id, attempt_address=LoginFailure.adresse,
+    attempt_at=LoginFailure.tidspunkt,
+)
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
@@ -59,8 +66,16 @@ class LogoutForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField("Logg ut")
 
 
-def _hash(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
+def _guard() -> LoginGuard:
+    svc = register_services()
+    config = svc.config
+    return LoginGuard(svc.db, TABLES, LoginRules(
+        throttle_failures=config.throttle_failures,
+        throttle_window_minutes=config.throttle_window_minutes,
+        lockout_failures=config.lockout_failures,
+        lockout_minutes=config.lockout_minutes,
+        session_idle_minutes=config.session_idle_minutes,
+    ))
 
 
 def load_logged_in_user() -> None:
@@ -68,26 +83,12 @@ def load_logged_in_user() -> None:
     g.account = None  # server/security.py: no-store on every page of a logged-in user
     if request.endpoint in ("static", "register_intake.put", "register_intake.get"):
         return
-    session_id = session.get(SESSION_KEY)
-    if not isinstance(session_id, str):
+    user, expired = _guard().session_user(session.get(SESSION_KEY), utcnow())
+    if user is None:
+        g.session_expired = expired
+        session.pop(SESSION_KEY, None)
         return
-    svc = register_services()
-    now = utcnow()
-    with svc.db.session() as db:
-        row = db.get(StaffSession, _hash(session_id))
-        user = db.get(StaffUser, row.ansatt_id) if row is not None else None
-        idle = dt.timedelta(minutes=svc.config.session_idle_minutes)
-        if row is None or user is None or now - row.sist_sett > idle or not user.aktiv:
-            if row is not None:
-                db.delete(row)
-                db.commit()
-                g.session_expired = True
-            session.pop(SESSION_KEY, None)
-            return
-        if now - row.sist_sett > LAST_SEEN_GRANULARITY:
-            row.sist_sett = now
-            db.commit()
-        g.account = user
+    g.account = user
 
 
 def login_required(view: F) -> F:
@@ -102,104 +103,34 @@ def login_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
-class Throttled(Exception):
-    """Too many failed logins from this client address."""
-
-
-def _count_attempt(address: str, now: dt.datetime) -> int:
-    """Record this attempt for its address, then count it: the k-th of any number of parallel
-    attempts sees at least k rows, so at most the limit get their password checked."""
-    svc = register_services()
-    since = now - dt.timedelta(minutes=svc.config.throttle_window_minutes)
-    with svc.db.session() as db:
-        db.execute(delete(LoginFailure).where(LoginFailure.tidspunkt < since))
-        attempt = LoginFailure(adresse=address, tidspunkt=now)
-        db.add(attempt)
-        db.commit()
-        attempt_id = attempt.id
-    with svc.db.session() as db:
-        count = db.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(LoginFailure.adresse == address, LoginFailure.tidspunkt >= since)
-        )
-        if (count or 0) > svc.config.throttle_failures:
-            db.execute(delete(LoginFailure).where(LoginFailure.id == attempt_id))
-            db.commit()
-            raise Throttled()
-    return attempt_id
-
-
-def _reserve_check(user_id: int, now: dt.datetime) -> bool:
-    """Take one of the user's password checks before the password is looked at (one UPDATE
-    with the limit in its WHERE clause: parallel guesses cannot share a count)."""
-    svc = register_services()
-    with svc.db.session() as db:
-        reserved = db.execute(
-            update(StaffUser)
-            .where(
-                StaffUser.id == user_id,
-                StaffUser.aktiv.is_(True),
-                or_(StaffUser.laast_til.is_(None), StaffUser.laast_til <= now),
-                StaffUser.feil_pa_rad < svc.config.lockout_failures,
-            )
-            .values(feil_pa_rad=StaffUser.feil_pa_rad + 1)
-        )
-        db.commit()
-        return bool(reserved.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def _settle(user_id: int, attempt_id: int, ok: bool, now: dt.datetime) -> None:
-    svc = register_services()
-    with svc.db.session() as db:
-        if ok:
-            db.execute(
-                update(StaffUser).where(StaffUser.id == user_id)
-                .values(feil_pa_rad=0, laast_til=None)
-            )
-            db.execute(delete(LoginFailure).where(LoginFailure.id == attempt_id))
-        else:
-            locked = db.execute(
-                update(StaffUser)
-                .where(StaffUser.id == user_id,
-                       StaffUser.feil_pa_rad >= svc.config.lockout_failures)
-                .values(
-                    feil_pa_rad=0,
-                    laast_til=now + dt.timedelta(minutes=svc.config.lockout_minutes),
-                )
-            )
-            if locked.rowcount == 1:  # type: ignore[attr-defined]
-                current_app.logger.warning("Bruker %s låst etter mislykkede innlogginger",
-                                           user_id)
-        db.commit()
-
-
 def _attempt(form: LoginForm) -> StaffUser | None:
+    """The user when the name and password are right and the user is usable, else None
+    (the order and its reasons: server/login.py)."""
     username = (form.brukernavn.data or "").strip().lower()[:64]
     password = (form.passord.data or "")[:400]
     now = utcnow()
     svc = register_services()
-    attempt_id = _count_attempt((request.remote_addr or "ukjent")[:64], now)
+    guard = _guard()
+    attempt_id = guard.count_attempt((request.remote_addr or "ukjent")[:64], now)
     with svc.db.session() as db:
         user = db.scalar(select(StaffUser).where(StaffUser.brukernavn == username))
-    reserved = user is not None and _reserve_check(user.id, now)
+    reserved = user is not None and guard.reserve_check(user.id, now)
     with svc.password_checks:
         ok = verify_password(user.passord_hash if user is not None and reserved else None,
                              password)
-    if user is not None and reserved:
-        _settle(user.id, attempt_id, ok, now)
-    return user if ok and reserved else None
+    if user is None or not reserved:
+        return None
+
+    def log_lock(_db: Session) -> None:
+        current_app.logger.warning("Bruker %s låst etter mislykkede innlogginger", user.id)
+
+    guard.settle(user.id, attempt_id, ok, now, on_locked=log_lock)
+    return user if ok else None
 
 
 def _start_session(user: StaffUser) -> None:
     """Rotate: drop any old session, then a fresh random id (no session fixation)."""
-    old = session.get(SESSION_KEY)
-    with register_services().db.session() as db:
-        if isinstance(old, str):
-            db.execute(delete(StaffSession).where(StaffSession.id_hash == _hash(old)))
-        session_id = secrets.token_urlsafe(32)
-        db.add(StaffSession(id_hash=_hash(session_id), ansatt_id=user.id))
-        db.commit()
+    session_id = _guard().start_session(user.id, session.get(SESSION_KEY))
     session.clear()  # also renews the CSRF token
     session[SESSION_KEY] = session_id
     session.permanent = False
@@ -234,11 +165,7 @@ def login() -> BaseResponse | tuple[str, int] | str:
 def logout() -> BaseResponse:
     form = LogoutForm()
     if form.validate_on_submit():
-        old = session.get(SESSION_KEY)
-        if isinstance(old, str):
-            with register_services().db.session() as db:
-                db.execute(delete(StaffSession).where(StaffSession.id_hash == _hash(old)))
-                db.commit()
+        _guard().end_session(session.get(SESSION_KEY))
         session.clear()
         flash("Du er logget ut.")
     return redirect(url_for("auth.login"))
