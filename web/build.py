@@ -16,7 +16,7 @@ Standard library only. What goes in:
 - ``web/index.html`` and ``web/style.css`` inlined; ``web/watchdog.js`` (plain ES5, so that
   a browser that cannot run the page says so) before the assets; the page's module script
   joined from ``APP_SCRIPTS``; and ``web/early.js`` right after the worker's script, so the
-  worker starts while the rest is still parsed.
+  worker starts while the rest is still parsed (it decompresses its own script).
 
 Binary assets are base64 text in ``<script type="application/octet-stream">`` elements, which
 the page never executes. The page shows no fingerprint of itself: a copy that was changed
@@ -256,12 +256,12 @@ def render(
     pyzip = python_zip(full_stdlib)
     snapshot = memory_snapshot(pyzip)
     # In the order the worker needs them: its script, the wasm (compiled while the rest is
-    # parsed), the snapshot (restored into the compiled module), then the zip (mounted after).
+    # parsed), the zip, then the snapshot (restored into the compiled module).
     assets = {
         "worker": gz(worker_script),
         "wasm": gz(wasm),
-        "snapshot": gz(snapshot),
         "python": gz(pyzip),
+        "snapshot": gz(snapshot),
     }
     sizes = {
         "worker.js": len(worker_script),

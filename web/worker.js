@@ -24,7 +24,7 @@ for (const name of ['wasm', 'snapshot', 'python']) {
 const startTimes = {};
 
 // The wasm is compiled as soon as it is here. Pyodide's loader only asks for it once the memory
-// snapshot (web/make_snapshot.js) is decompressed, which comes after it in the page: compiling
+// snapshot (web/make_snapshot.js) is decompressed, which comes last in the page: compiling
 // meanwhile takes the compilation off the way to ready.
 const compiledWasm = assets.wasm.bytes.then((wasm) => WebAssembly.compileStreaming(
   new Response(gunzip(wasm), { headers: { 'Content-Type': 'application/wasm' } })));

@@ -75,12 +75,12 @@ def embedded_zip(html: bytes) -> zipfile.ZipFile:
 
 def test_the_page_embeds_a_pyodide_memory_snapshot(html: bytes) -> None:
     """The page restores Pyodide from a snapshot made at build time (Pyodide's format: its
-    magic, then the wasm memory), placed after the wasm and before the zip it was made with."""
+    magic, then the wasm memory), placed after the wasm and the zip it was made with."""
     match = re.search(rb'id="asset-snapshot">([^<]+)<', html)
     assert match
     image = gzip.decompress(base64.b64decode(match.group(1)))
     assert image.startswith(b"\x00snp") and len(image) > 16 << 20
-    order = [html.index(f'id="asset-{name}"'.encode()) for name in ("wasm", "snapshot", "python")]
+    order = [html.index(f'id="asset-{name}"'.encode()) for name in ("wasm", "python", "snapshot")]
     assert order == sorted(order)
 
 
