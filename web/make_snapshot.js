@@ -29,6 +29,8 @@ async function main() {
     stdLibURL: zip,
     lockFileContents: fs.readFileSync(lock, 'utf8'),
     _makeSnapshot: true,
+    // what a page's Pyodide has, not this script's path (Node's argv[1] otherwise)
+    _sysExecutable: './this.program',
   });
   pyodide.runPython('import gc, krypt_worker\nkrypt_worker.warm_up()\ngc.collect()');
   fs.writeFileSync(output, pyodide.makeMemorySnapshot());
