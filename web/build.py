@@ -146,8 +146,9 @@ def classic_worker_script() -> str:
     loader = (PYODIDE / "pyodide.js").read_text()
     loader = re.sub(r"^//# sourceMappingURL=.*$", "", loader, flags=re.MULTILINE)
     prelude = (
-        "// IPLOS Krypt loads no scripts: Pyodide must also see that importScripts is refused\n"
-        "// (it takes a working importScripts for an unsupported classic worker).\n"
+        "// IPLOS Krypt loads no scripts but this one (the boot script in web/early.js imports\n"
+        "// it): Pyodide must also see that importScripts is refused (it takes a working\n"
+        "// importScripts for an unsupported classic worker).\n"
         "self.importScripts = () => { throw new Error('importScripts is disabled'); };\n"
     )
     # The sealer worker's whole script (web/sealer.js after web/gcm.js), as a string the worker

@@ -1,7 +1,7 @@
 // Runs as soon as the worker's script has been parsed, while the browser still parses the
-// megabytes of embedded wasm, Python and memory snapshot that follow: the worker starts at once
-// and starts Pyodide meanwhile, and
-// each asset is handed to it the moment its element has been parsed (web/build.py puts a
+// megabytes of embedded wasm, Python and memory snapshot that follow: the worker starts
+// Pyodide meanwhile, and each asset is handed to it the moment its element has been parsed
+// (web/build.py puts a
 // ``ipisEarly.send`` after each), so loading overlaps parsing instead of following it.
 // web/app.js takes the worker's messages with ``ipisEarly.listen``; until then they wait here.
 window.ipisEarly = (() => {

@@ -1,8 +1,8 @@
 // The worker of IPLOS Krypt: Pyodide, the ipis core, and WebCrypto glue.
 //
-// This script follows pyodide.asm.mjs (made classic) and pyodide.js in one blob. The
-// page sends the compressed wasm and the Python zip as ArrayBuffers; a small fetch replacement
-// hands them to Pyodide's loader, so nothing is ever requested from anywhere.
+// This script follows pyodide.asm.mjs (made classic) and pyodide.js in one blob. The page
+// sends the compressed wasm, the Python zip and the memory snapshot as ArrayBuffers; a small
+// fetch replacement hands them to Pyodide's loader, so nothing is ever requested from anywhere.
 'use strict';
 
 const PLACEHOLDER = 'https://ipis.invalid/';
