@@ -84,7 +84,8 @@ WORK = OUT / "page"
 # The same inputs as bench_encrypt.py (seed 7); "500" is the largest below the size limit.
 PERSONS = {"small": 300, "50": 110_000, "500": 900_000}
 MB = 1_000_000
-TARGETS = {"ready_s": 1.0, "ratio": 2.0, "html_mb": 12.0}
+# html_mb: the limit tests/browser/test_build_page.py checks
+TARGETS = {"ready_s": 1.0, "ratio": 2.0, "html_mb": 15.0}
 OPFS_NAME = "bench-kryptert.xml"
 # «Søk…» gives a real file handle of the origin private file system (see the docstring).
 OPFS_PICKER = f"""

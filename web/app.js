@@ -65,6 +65,7 @@ function onWorkerMessage(message) {
         appStarted: Math.round(appStarted), workerStarted: state.workerStarted,
         pyodide: Math.round(message.timings.pyodide), core: Math.round(message.timings.core),
         workerBooted: page(message.timings.atStart), wasmArrived: page(message.timings.atWasm),
+        snapshotArrived: page(message.timings.atSnapshot),
         pythonArrived: page(message.timings.atPython), pyodideLoaded: page(message.timings.atLoaded),
       });
       console.info(`IPLOS Krypt klar etter ${readyMs} ms (Python ${message.info.python}): ${root.dataset.timings}`);

@@ -17,9 +17,10 @@ from pyodide.ffi import JsException, to_js
 
 import ipis_core
 
-# The core is imported by ``warm_up`` just after the page says it is ready (while the operator
-# fills in the form), not before: that keeps the time to ready short. Every entry point below
-# imports what it uses, so nothing depends on warm_up having run.
+# The page starts from a memory snapshot made at build time after ``warm_up`` had imported the
+# core (web/make_snapshot.js), so the core is loaded before the page says it is ready; web/
+# worker.js still calls ``warm_up`` after ready, which then finds everything imported. Every
+# entry point below imports what it uses, so nothing depends on either.
 
 CHUNK_BYTES = 1 << 20
 UNEXPECTED = (
@@ -35,7 +36,18 @@ def warm_up() -> None:
 
 
 def info() -> str:
+    """Called once at every start (web/worker.js): the page's version, after reseeding."""
+    _reseed()
     return json.dumps({"version": ipis_core.__version__, "python": sys.version.split()[0]})
+
+
+def _reseed() -> None:
+    """The snapshot holds the state ``random`` was seeded with at build time (Pyodide imports
+    it while starting): seeded afresh here, so no two pages share it. The core itself draws
+    only from ``secrets`` and WebCrypto, which ask the browser each time."""
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()
 
 
 def _fault(fault: Any, started: bool = False) -> str:

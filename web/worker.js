@@ -1,8 +1,8 @@
 // The worker of IPLOS Krypt: Pyodide, the ipis core, and WebCrypto glue.
 //
-// This script follows pyodide.asm.mjs (made classic) and pyodide.js in one blob. The
-// page sends the compressed wasm and the Python zip as ArrayBuffers; a small fetch replacement
-// hands them to Pyodide's loader, so nothing is ever requested from anywhere.
+// This script follows pyodide.asm.mjs (made classic) and pyodide.js in one blob. The page
+// sends the compressed wasm, the Python zip and the memory snapshot as ArrayBuffers; a small
+// fetch replacement hands them to Pyodide's loader, so nothing is ever requested from anywhere.
 'use strict';
 
 const PLACEHOLDER = 'https://ipis.invalid/';
@@ -17,22 +17,38 @@ function gunzip(buffer) {
 // The page hands each asset over as soon as it has parsed it (web/early.js); Pyodide's loader
 // starts before they are all here and waits in this fetch for the one it needs.
 const assets = {};
-for (const name of ['wasm', 'python']) {
+for (const name of ['wasm', 'snapshot', 'python']) {
   assets[name] = {};
   assets[name].bytes = new Promise((resolve) => { assets[name].arrived = resolve; });
 }
 const startTimes = {};
 
+// The wasm is compiled as soon as it is here. Pyodide's loader only asks for it once the memory
+// snapshot (web/make_snapshot.js) is decompressed, which comes last in the page: compiling
+// meanwhile takes the compilation off the way to ready.
+const compiledWasm = assets.wasm.bytes.then((wasm) => WebAssembly.compileStreaming(
+  new Response(gunzip(wasm), { headers: { 'Content-Type': 'application/wasm' } })));
+compiledWasm.catch(() => {}); // the loader's own await reports a failure
+
 function installFetch() {
+  // Pyodide instantiates its one module with instantiateStreaming(fetch(...)): it gets the
+  // module compiled above (its fetch below is then never read).
+  WebAssembly.instantiateStreaming = async (_response, imports) => {
+    const module = await compiledWasm;
+    return { module, instance: await WebAssembly.instantiate(module, imports) };
+  };
   self.fetch = async (url) => {
     const name = String(url).split('/').pop();
-    if (name === 'pyodide.asm.wasm') {
-      const wasm = await assets.wasm.bytes;
-      return new Response(gunzip(wasm), { headers: { 'Content-Type': 'application/wasm' } });
-    }
+    if (name === 'pyodide.asm.wasm') return new Response(null);
     if (name === 'python_stdlib.zip') return new Response(gunzip(await assets.python.bytes));
     throw new TypeError(`IPLOS Krypt henter ingenting utenfra (${name})`);
   };
+}
+
+let snapshotBytes = null;
+async function snapshot() {
+  snapshotBytes = await new Response(gunzip(await assets.snapshot.bytes)).arrayBuffer();
+  return snapshotBytes;
 }
 
 function asset(message) {
@@ -293,17 +309,22 @@ async function start(message) {
     lockFileContents: message.lock,
     packageBaseUrl: PLACEHOLDER,
     createPyodideModule: self._createPyodideModule,
+    _loadSnapshot: snapshot(), // Python started and the core imported at build time
     checkAPIVersion: true,
     stdout: (line) => console.log(line),
     stderr: (line) => console.warn(line),
   });
+  // Restored: its 31 MB are released (Pyodide's config keeps the promise, and so the buffer).
+  if (snapshotBytes.transfer) snapshotBytes.transfer(0); // (Chromium 114 and later)
+  snapshotBytes = null;
   const loaded = performance.now();
   krypt = pyodide.pyimport('krypt_worker');
   const info = JSON.parse(krypt.info());
   const at = (t) => performance.timeOrigin + t; // the page converts to its own clock
   const timings = {
     pyodide: loaded - started, core: performance.now() - loaded,
-    atStart: at(started), atWasm: at(startTimes.wasm), atPython: at(startTimes.python), atLoaded: at(loaded),
+    atStart: at(started), atWasm: at(startTimes.wasm), atSnapshot: at(startTimes.snapshot),
+    atPython: at(startTimes.python), atLoaded: at(loaded),
   };
   postMessage({ type: 'ready', info, timings });
   startSealer(); // after ready, not competing with Python's start
