@@ -44,7 +44,9 @@ from tpf_testlib import RunningTpf, hmac_pseudonym, install_keys, start_tpf
 
 PIN = "27182818"
 CONTACT = ("--email", "iplos@kommune.no", "--name", "Kari Nordmann", "--mobile", "912 34 567")
-POLL = "0.3"  # seconds between a party's GETs of the next party's status (the tests wait)
+# Seconds between a party's GETs of the next party's status, and the send module's idle
+# worker's look for new work (the TPF's and register's: start_tpf's and start_register's).
+POLL = "0.3"
 FINAL_STEPS = ("Lastet i registeret", "Avvist av")
 
 
@@ -133,7 +135,8 @@ def start_send(instance: Path, key_folder: Path, tpf_url: str, database_url: str
     install_key_file(instance, key_folder)
     env = clean_env(IPIS_INSTANCE=str(instance), IPIS_TPF_URL=tpf_url,
                     IPIS_TPF_TOKEN=TPF_TOKEN, IPIS_TPF_POLL_SECONDS=POLL,
-                    IPIS_DATABASE_URL=database_url, **(env_extra or {}))
+                    IPIS_WORKER_POLL_SECONDS=POLL, IPIS_DATABASE_URL=database_url,
+                    **(env_extra or {}))
     add_account_cli(instance, env, DEMO, PIN)
     return deploy("send", instance, env, workers)
 
