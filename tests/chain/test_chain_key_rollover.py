@@ -22,8 +22,6 @@ from register_testlib import make_keys
 from server_testlib import error_text, files_under, ipis
 
 pytestmark = pytest.mark.xdist_group("chain")
-NOT_IN_USE = ("Ugyldig format på kryptert melding: filen er kryptert med en nøkkel som ikke er "
-              "i bruk. Hent gjeldende nøkkelfil, og krypter IPLOS-datafilen på nytt.")
 
 
 def _roll_over(chain: Chain, new: Path) -> None:
@@ -61,7 +59,11 @@ def test_last_years_key_across_the_rollover(tmp_path: Path, day: str, days_since
             assert "Lastet i registeret: 15 personer" in clerk.wait_final(answer.url), day
         else:
             assert answer.status_code == 400
-            assert error_text(answer.text) == NOT_IN_USE, day
+            assert error_text(answer.text) == (  # the TPF's words: which key, until when
+                f"Filen er kryptert med nøkkelen {old.key_file.tpf.key_id}, som gjaldt til og med "
+                f"{old.key_file.valid_to.isoformat()}. Filer kryptert med den ble tatt imot til "
+                f"og med {(old.key_file.valid_to + dt.timedelta(days=62)).isoformat()}. Hent "
+                "gjeldende nøkkelfil fra SSB, og krypter IPLOS-datafilen på nytt."), day
             assert "Ingen innsendinger ennå" in clerk.history()
             assert files_under(chain.send.instance / "lager") == []
             assert files_under(chain.tpf.instance / "lager" / "innsendinger") == []
