@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -197,6 +198,31 @@ def start_chain(root: Path, keys: KeySet, *older: KeySet) -> Chain:
         register.stop()
         raise
     return Chain(send, tpf, register)
+
+
+def restart_register(register: RunningRegister) -> None:
+    """``ipis register serve`` again on the same address, instance and settings (after a
+    stop): the TPF keeps its URL. Its output goes on in the same log."""
+    port = register.url.rsplit(":", 1)[1]
+    with register.log.open("a", encoding="utf-8") as handle:
+        register.process = subprocess.Popen(
+            [sys.executable, "-m", "ipis_server", "register", "serve", "--host", "127.0.0.1",
+             "--port", port, "--instance", str(register.instance)],
+            stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=register.env)
+    wait_for_http(register.url + "/logg-inn", register.process, timeout=60)
+
+
+def tpf_delivery_attempts(tpf: RunningTpf, submission: str) -> int:
+    """Failed attempts of the TPF's delivery of ``submission`` to the register (its database,
+    read-only)."""
+    connection = sqlite3.connect(f"file:{tpf.instance / 'tpf.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        found = connection.execute(
+            "SELECT attempts FROM register_outbox WHERE delivery_id = ?", (submission,)
+        ).fetchone()
+    finally:
+        connection.close()
+    return int(found[0]) if found else 0
 
 
 # --- the municipality: data, encryption, upload -----------------------------------------------
