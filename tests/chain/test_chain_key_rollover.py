@@ -39,6 +39,8 @@ def _roll_over(chain: Chain, new: Path) -> None:
 def test_last_years_key_across_the_rollover(tmp_path: Path, day: str, days_since_new_key: int,
                                             old_key_accepted: bool) -> None:
     new_from = dt.date.today() - dt.timedelta(days=days_since_new_key)
+    if (new_from.month, new_from.day) == (2, 29):  # no such day last year: one day earlier
+        new_from -= dt.timedelta(days=1)
     old = make_keys(tmp_path / "gamle-nokler", new_from.replace(year=new_from.year - 1))
     new = make_keys(tmp_path / "nye-nokler", new_from)
     assert old.key_file.valid_to == new_from - dt.timedelta(days=1)
