@@ -50,7 +50,8 @@ for folder in ("tests/chain", "tests/server", "tests/register", "tests"):
 sys.path.insert(0, str(HERE))
 
 from bench_upload import multipart  # noqa: E402
-from chain_testlib import CONTACT, Chain, Clerk, start_chain, submission_id  # noqa: E402
+from chain_testlib import Chain, start_chain  # noqa: E402
+from municipality import CONTACT, Clerk, submission_id  # noqa: E402
 from register_testlib import KeySet  # noqa: E402
 from report import Figure, Section, command_line  # noqa: E402
 from server_testlib import csrf_token  # noqa: E402

@@ -1,20 +1,17 @@
 """The whole chain as it runs apart: the send module, the TPF and the register, each its own
 server process (or processes) on 127.0.0.1 with its own instance folder, database and keys,
-talking HTTP with bearer tokens. A clerk drives the send module as a browser would (login,
-CSRF, upload, receipt); the register's data is read back with ``ipis register export``.
+talking HTTP with bearer tokens.
 
 The TPF and the register are started with the existing helpers (``ipis tpf serve``, ``ipis
 register serve``); the send module runs as in production (gunicorn and ``ipis worker``), so
 these tests do not depend on what ``ipis serve`` starts. ``deploy`` starts any party that way,
-with as many workers as wanted (the scale-out test).
+with as many workers as wanted (the scale-out test). The municipality's side is in
+municipality.py, reading the register's data back in register_data.py.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -23,32 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-from lxml import etree
 from register_testlib import TOKEN as REGISTER_TOKEN
-from register_testlib import InputPerson, KeySet, RunningRegister, input_persons, start_register
+from register_testlib import KeySet, RunningRegister, start_register
 from server_testlib import (
     DEMO,
     REPO,
     add_account_cli,
-    csrf_token,
-    error_text,
     free_port,
     install_key_file,
     ipis,
-    login_session,
     wait_for_http,
-    wait_until,
 )
 from tpf_testlib import TOKEN as TPF_TOKEN
-from tpf_testlib import RunningTpf, hmac_pseudonym, install_keys, start_tpf
+from tpf_testlib import RunningTpf, install_keys, start_tpf
 
 PIN = "27182818"
-CONTACT = ("--email", "iplos@kommune.no", "--name", "Kari Nordmann", "--mobile", "912 34 567")
 # Seconds between a party's GETs of the next party's status, and the send module's idle
 # worker's look for new work (the TPF's and register's: start_tpf's and start_register's).
 POLL = "0.3"
-FINAL_STEPS = ("Lastet i registeret", "Avvist av")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -223,135 +212,3 @@ def tpf_delivery_attempts(tpf: RunningTpf, submission: str) -> int:
     finally:
         connection.close()
     return int(found[0]) if found else 0
-
-
-# --- the municipality: data, encryption, upload -----------------------------------------------
-
-
-def demo_data(path: Path, persons: int, seed: int, encoding: str = "UTF-8") -> bytes:
-    """``ipis demo-data``: synthetic numbers (a TPF for test takes them), Oslo, period 2025."""
-    ipis("demo-data", "--persons", str(persons), "--seed", str(seed), "--encoding", encoding,
-         "--out", str(path))
-    return path.read_bytes()
-
-
-def encrypt(data: Path, out: Path, key_file: Path, today: dt.date | None = None) -> bytes:
-    """``ipis encrypt`` (``today``: the day the municipality encrypted, for key dates)."""
-    day = ("--today", today.isoformat()) if today else ()
-    ipis("encrypt", "--data", str(data), "--out", str(out), "--keys", str(key_file), *CONTACT,
-         *day)
-    return out.read_bytes()
-
-
-def add_diagnosis(data: bytes, person: int, code: str) -> bytes:
-    """``data`` with one more Diagnose (the person's last element) for the ``person``-th."""
-    ends = [m.start() for m in re.finditer(rb"    </Person>\n", data)]
-    at = ends[person]
-    return data[:at] + f'      <Diagnose kode="{code}"/>\n'.encode() + data[at:]
-
-
-@dataclass
-class Clerk:
-    """The municipality's clerk at the send module, through HTTP as a browser would."""
-
-    url: str
-    session: Any = None
-
-    def __post_init__(self) -> None:
-        self.session, response = login_session(self.url, DEMO, PIN)
-        assert response.status_code in (200, 302), response.text[:500]
-        assert response.url.endswith("/send"), response.url
-
-    def download_key_file(self, target: Path) -> Path:
-        """The key file from the downloads page, by the link the page shows."""
-        page = self.session.get(self.url + "/last-ned")
-        assert page.status_code == 200
-        assert 'href="/last-ned/nokkelfil.xml"' in page.text
-        answer = self.session.get(self.url + "/last-ned/nokkelfil.xml")
-        assert answer.status_code == 200
-        target.write_bytes(answer.content)
-        return target
-
-    def upload(self, path: Path) -> requests.Response:
-        token = csrf_token(self.session.get(self.url + "/send").text)
-        with path.open("rb") as handle:
-            return self.session.post(self.url + "/send", data={"csrf_token": token},
-                                     files={"fil": (path.name, handle, "text/xml")},
-                                     timeout=300)
-
-    def send(self, path: Path) -> str:
-        """Upload; returns the receipt's URL (asserting «Sending utført»)."""
-        receipt = self.upload(path)
-        assert "Sending utført" in receipt.text, error_text(receipt.text) or receipt.text[:500]
-        assert "/kvittering/" in receipt.url
-        return str(receipt.url)
-
-    def status(self, receipt_url: str) -> str:
-        html = self.session.get(receipt_url).text
-        found = re.search(r'<dd id="status">(.*?)</dd>', html, re.S)
-        assert found, html[:1000]
-        return found.group(1)
-
-    def wait_final(self, receipt_url: str, timeout: float = 120) -> str:
-        """The receipt's status once the register has answered (loaded or refused)."""
-        wait_until(lambda: any(s in self.status(receipt_url) for s in FINAL_STEPS), timeout,
-                   f"the register's answer on {receipt_url}")
-        return self.status(receipt_url)
-
-    def history(self) -> str:
-        return str(self.session.get(self.url + "/innsendinger").text)
-
-
-def submission_id(receipt_url: str) -> str:
-    """The send module's public id (the id the TPF and the register know it by)."""
-    return receipt_url.rstrip("/").rsplit("/", 1)[1]
-
-
-# --- the register's data, read back -----------------------------------------------------------
-
-
-def export(register: RunningRegister, out: Path) -> list[dict[str, str]]:
-    """``ipis register export --instance DIR --out FILE.csv``, parsed."""
-    ipis("register", "export", "--instance", str(register.instance), "--out", str(out),
-         env=register.env)
-    with out.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def rows_of(rows: Sequence[dict[str, str]], receipt_url: str) -> list[dict[str, str]]:
-    wanted = submission_id(receipt_url)
-    return [r for r in rows if r["innsending_id"] == wanted]
-
-
-def assert_rows_equal_input(rows: Sequence[dict[str, str]], plain: bytes, secret: bytes,
-                            invalid: Sequence[str] = (),
-                            known_as: dict[str, str] | None = None) -> list[InputPerson]:
-    """The exported rows of one submission equal the input, field by field, with each valid
-    fødselsnummer replaced by its pseudonym (HMAC under the TPF's secret; ``known_as``: a new
-    number whose person keeps the pseudonym of the old) and each invalid one by nothing: its
-    record is there, marked by an empty pseudonym."""
-    known_as = known_as or {}
-    expected = input_persons(plain)
-    root = etree.fromstring(plain, etree.XMLParser(resolve_entities=False, no_network=True))
-    kommune, bydel, orgnr, start, end = (root.findtext(path) for path in (
-        "Avsender/Kommunenummer", "Avsender/Bydelsnummer", "Avsender/Organisasjonsnummer",
-        "Uttak/PeriodeFra", "Uttak/PeriodeTil"))
-    assert len(rows) == len(expected)
-    for index, (row, person) in enumerate(zip(rows, expected, strict=True)):
-        assert (row["kommunenummer"], row["bydelsnummer"], row["organisasjonsnummer"],
-                row["periode_fra"], row["periode_til"], row["gjeldende"]) == (
-            kommune, bydel, orgnr, start, end, "ja"), index
-        assert row["lopenummer"] == str(index + 1)
-        assert (row["husstand"], row["dodsdato"], row["vurderinger"], row["tjenester"],
-                row["diagnoser"]) == (person.husstand, person.dodsdato, person.vurderinger,
-                                      person.tjenester, person.diagnoser), index
-        if person.fodselsnummer in invalid:
-            assert row["pseudonym"] == "" and row["hemmelighet_id"] == "", index
-        else:
-            number = known_as.get(person.fodselsnummer, person.fodselsnummer)
-            assert row["pseudonym"] == hmac_pseudonym(secret, number), index
-            assert row["hemmelighet_id"] == "tpf-h1"
-    pseudonyms = {r["pseudonym"] for r in rows}
-    for number in invalid:
-        assert hmac_pseudonym(secret, number) not in pseudonyms
-    return expected

@@ -1,6 +1,9 @@
 """Fixtures of the whole-chain tests: the send module's, the TPF's and the register's test
 helpers are imported from their folders (one copy of each), and a PostgreSQL cluster for the
-scale-out test."""
+scale-out test.
+
+Each test starts its own three parties. The tests are in two xdist groups (``chain``,
+``chain-2``), so at most two chains run at once (one per worker on the 2-core machine)."""
 
 from __future__ import annotations
 

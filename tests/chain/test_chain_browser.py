@@ -10,15 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chain_testlib import (
-    Clerk,
-    assert_rows_equal_input,
-    demo_data,
-    export,
-    rows_of,
-    start_chain,
-)
+from chain_testlib import start_chain
 from krypt_testlib import PAGE, open_krypt
+from municipality import Clerk, demo_data
+from register_data import assert_rows_equal_input, export, rows_of
 from register_testlib import make_keys
 from tpf_testlib import numbers_of, replace_numbers, wrong_check_digits
 

@@ -10,16 +10,9 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from chain_testlib import (
-    Clerk,
-    assert_rows_equal_input,
-    demo_data,
-    encrypt,
-    export,
-    rows_of,
-    start_chain,
-    submission_id,
-)
+from chain_testlib import start_chain
+from municipality import Clerk, demo_data, encrypt, submission_id
+from register_data import assert_rows_equal_input, export, rows_of
 from register_testlib import make_keys
 from tpf_testlib import impossible_date, numbers_of, replace_numbers, wrong_check_digits
 

@@ -17,11 +17,12 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from chain_testlib import Chain, Clerk, demo_data, encrypt, start_chain
+from chain_testlib import Chain, start_chain
+from municipality import Clerk, demo_data, encrypt
 from register_testlib import make_keys
 from server_testlib import error_text, files_under, ipis
 
-pytestmark = pytest.mark.xdist_group("chain")
+pytestmark = pytest.mark.xdist_group("chain-2")
 
 
 def _roll_over(chain: Chain, new: Path) -> None:

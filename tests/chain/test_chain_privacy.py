@@ -11,8 +11,9 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from chain_testlib import Chain, Clerk, add_diagnosis, demo_data, encrypt, start_chain
+from chain_testlib import Chain, start_chain
 from leaks import gather, occurs
+from municipality import Clerk, add_diagnosis, demo_data, encrypt
 from register_testlib import make_keys
 from tpf_testlib import impossible_date, numbers_of, replace_numbers, wrong_check_digits
 

@@ -9,20 +9,14 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from chain_testlib import (
-    Clerk,
-    assert_rows_equal_input,
-    demo_data,
-    encrypt,
-    export,
-    rows_of,
-    start_chain,
-)
+from chain_testlib import start_chain
+from municipality import Clerk, demo_data, encrypt
+from register_data import assert_rows_equal_input, export, rows_of
 from register_testlib import make_keys, with_period
 from server_testlib import ipis
 from tpf_testlib import replace_numbers, synthetic
 
-pytestmark = pytest.mark.xdist_group("chain")
+pytestmark = pytest.mark.xdist_group("chain-2")
 
 
 def test_same_person_across_years_and_a_d_number_change(tmp_path: Path) -> None:

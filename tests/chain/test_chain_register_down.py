@@ -10,18 +10,9 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from chain_testlib import (
-    Clerk,
-    assert_rows_equal_input,
-    demo_data,
-    encrypt,
-    export,
-    restart_register,
-    rows_of,
-    start_chain,
-    submission_id,
-    tpf_delivery_attempts,
-)
+from chain_testlib import restart_register, start_chain, tpf_delivery_attempts
+from municipality import Clerk, demo_data, encrypt, submission_id
+from register_data import assert_rows_equal_input, export, rows_of
 from register_testlib import make_keys
 from server_testlib import wait_until
 

@@ -13,26 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from chain_testlib import (
-    POLL,
-    REGISTER_TOKEN,
-    TPF_TOKEN,
-    Clerk,
-    Deployment,
-    clean_env,
-    demo_data,
-    deploy,
-    encrypt,
-    start_send,
-    submission_id,
-)
+from chain_testlib import POLL, REGISTER_TOKEN, TPF_TOKEN, Deployment, clean_env, deploy, start_send
+from municipality import Clerk, demo_data, encrypt, submission_id
 from register_testlib import count, make_keys
 from server_testlib import create_database, ipis
 from tpf_testlib import install_keys
 
 from ipis_server.db import open_database
 
-pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("chain")]
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("chain-2")]
 SUBMISSIONS = 6
 PERSONS = 8
 
