@@ -16,7 +16,7 @@ from register_testlib import make_keys, with_period
 from server_testlib import ipis
 from tpf_testlib import replace_numbers, synthetic
 
-pytestmark = pytest.mark.xdist_group("chain-2")
+pytestmark = pytest.mark.xdist_group("chain")
 
 
 def test_same_person_across_years_and_a_d_number_change(tmp_path: Path) -> None:
