@@ -118,7 +118,8 @@ def deploy(party: str, instance: Path, env: dict[str, str], workers: int = 1,
 
 
 def start_send(instance: Path, key_folder: Path, tpf_url: str, database_url: str = "",
-               workers: int = 1, env_extra: dict[str, str] | None = None) -> Deployment:
+               workers: int = 1, env_extra: dict[str, str] | None = None,
+               web_workers: int = 1) -> Deployment:
     """The send module serving ``key_folder``'s key file, with the demo account (PIN ``PIN``),
     forwarding to ``tpf_url``."""
     instance.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ def start_send(instance: Path, key_folder: Path, tpf_url: str, database_url: str
                     IPIS_WORKER_POLL_SECONDS=POLL, IPIS_DATABASE_URL=database_url,
                     **(env_extra or {}))
     add_account_cli(instance, env, DEMO, PIN)
-    return deploy("send", instance, env, workers)
+    return deploy("send", instance, env, workers, web_workers)
 
 
 # --- the three parties ------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_two_workers_of_each_party_on_one_postgresql(
             IPIS_TPF_REGISTER_POLL_SECONDS=POLL), workers=2, web_workers=2)
         parties.append(tpf)
         parties.append(start_send(tmp_path / "send", keys.folder, tpf.url + "/innsendinger",
-                                  urls["send"], workers=2))
+                                  urls["send"], workers=2, web_workers=2))
         register, send = parties[0], parties[2]
 
         files = []
