@@ -19,11 +19,12 @@ PROCESSING = "behandles"
 DELIVERED = "levert"
 REFUSED = "avvist"
 # The next party's answer, as the party in between passes it on (``register``).
-WAITING = "venter"
+QUEUED = "sendes"  # queued for the next party, which has not taken it yet (it may be down)
+WAITING = "venter"  # taken by the next party, its answer not final yet
 LOADED = "lastet"
 
 OWN_STATES = frozenset({PROCESSING, DELIVERED, REFUSED, LOADED})  # the register says lastet
-NEXT_STATES = frozenset({WAITING, LOADED, REFUSED})
+NEXT_STATES = frozenset({QUEUED, WAITING, LOADED, REFUSED})
 MAX_MESSAGE_CHARS = 1000
 MAX_BODY_BYTES = 64 * 1024
 MAX_COUNT = 100_000_000
@@ -87,7 +88,7 @@ class NextPartyReport:
 
     @property
     def final(self) -> bool:
-        return self.status != WAITING
+        return self.status not in (QUEUED, WAITING)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..status_report import LOADED, PROCESSING, REFUSED, WAITING, StatusReport
+from ..status_report import LOADED, PROCESSING, QUEUED, REFUSED, WAITING, StatusReport
 
 DELIVERED = "levert"  # the register loaded a submission received this year
 IN_PROGRESS = "behandles"  # on its way: at the TPF, or waiting for the register
@@ -51,7 +51,7 @@ def _register_state(report: StatusReport | None) -> str:
         return IN_PROGRESS  # passed on where nobody answers (the demo's folder)
     if register.status == LOADED:
         return DELIVERED
-    if register.status == WAITING:
+    if register.status in (QUEUED, WAITING):
         return IN_PROGRESS
     return REFUSED_LINE
 

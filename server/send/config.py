@@ -106,6 +106,7 @@ class Config:
             tpf_read_seconds_per_mb=env_float("IPIS_TPF_READ_SECONDS_PER_MB", 0.5),
             tpf_poll_seconds=env_float("IPIS_TPF_POLL_SECONDS", 30.0),
             worker_lease_seconds=env_float("IPIS_WORKER_LEASE_SECONDS", 60.0),
+            worker_poll_seconds=env_float("IPIS_WORKER_POLL_SECONDS", 2.0),
             inbox_dir=Path(env_text("IPIS_INBOX_DIR") or folder / "tpf-innboks"),
             key_file=Path(env_text("IPIS_KEY_FILE") or folder / "nokler" / "nokkelfil.xml"),
             previous_key_file=Path(

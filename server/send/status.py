@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..status_report import DELIVERED, LOADED, PROCESSING, StatusReport, StatusReportInvalid
+from ..status_report import (
+    DELIVERED,
+    LOADED,
+    PROCESSING,
+    QUEUED,
+    StatusReport,
+    StatusReportInvalid,
+)
 from ..status_report import REFUSED as REPORT_REFUSED
 
 AWAITING_CONFIRMATION = "venter"  # identical to an earlier file; the user has not decided
@@ -81,6 +88,8 @@ def _register_step(report: StatusReport) -> str | None:
         return "Lastet i registeret" + (f": {persons}" if persons else "")
     if register.status == REPORT_REFUSED:
         return "Avvist av registeret" + (f": {register.melding}" if register.melding else "")
+    if register.status == QUEUED:  # the register has not taken it yet (it may be down)
+        return "Venter på levering til registeret"
     return "Sendt videre til registeret, venter på svar"
 
 

@@ -204,8 +204,10 @@ class _Receiver:
         if not event.filename:
             return  # no file chosen: an empty part
         svc = services()
+        today = dt.date.today()
         validator = UploadValidator(
-            svc.key_names.current(), self.account.kommunenummer, self.account.bydelsnummer
+            svc.key_names.current(today), self.account.kommunenummer, self.account.bydelsnummer,
+            svc.key_names.retired(today),
         )
         self.pipeline = _Pipeline(
             validator, svc.storage.open_incoming(), clean_file_name(event.filename)

@@ -16,10 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from ipis_core.envelope import Envelope, EnvelopeReader, SenderNumbers
-from ipis_core.faults import CleartextIplosFile, EncryptedMessageFault, SenderDiffersFromLogin
+from ipis_core.faults import (
+    CleartextIplosFile,
+    EncryptedMessageFault,
+    KeyOutsideOverlap,
+    SenderDiffersFromLogin,
+)
 from ipis_core.keyfile import MAX_KEY_FILE_BYTES, parse_key_file
 
 _log = logging.getLogger(__name__)
@@ -32,14 +39,43 @@ def refusal_status(fault: EncryptedMessageFault) -> int:
     return 422 if isinstance(fault, CleartextIplosFile) else 400
 
 
+@dataclass(frozen=True)
+class RetiredKey:
+    """Last year's TPF key after its overlap: named in the refusal, with its dates."""
+
+    valid_to: dt.date
+    accepted_until: dt.date
+
+
 class UploadValidator:
-    """Feed the upload's bytes as they arrive; write only what ``feed``/``finish`` return."""
+    """Feed the upload's bytes as they arrive; write only what ``feed``/``finish`` return.
+
+    ``retired``: last year's key once its overlap has ended. A file encrypted for it is refused
+    as soon as its ciphertext begins, with the TPF's message saying which key and until when
+    (``KeyOutsideOverlap``), rather than as an unknown key."""
 
     def __init__(
-        self, key_names: frozenset[str], login_kommunenummer: str, login_bydelsnummer: str
+        self,
+        key_names: frozenset[str],
+        login_kommunenummer: str,
+        login_bydelsnummer: str,
+        retired: Mapping[str, RetiredKey] | None = None,
     ) -> None:
         self._login = (login_kommunenummer, login_bydelsnummer)
-        self._reader = EnvelopeReader(key_names, on_sender=self._check_sender)
+        self._retired = dict(retired or {})
+        self._reader = EnvelopeReader(
+            key_names | self._retired.keys(),
+            on_cipher_text=self._check_key if self._retired else None,
+            on_sender=self._check_sender,
+        )
+
+    def _check_key(self, _text: bytes) -> None:
+        name = self._reader.header.tpf_key.key_name
+        retired = self._retired.get(name)
+        if retired is not None:
+            raise KeyOutsideOverlap(
+                name, retired.valid_to.isoformat(), retired.accepted_until.isoformat()
+            )
 
     def feed(self, chunk: bytes) -> bytes:
         return self._reader.feed(chunk)
@@ -90,6 +126,19 @@ class ServedKeyNames:
             if index == 0 or day <= valid_to + self._overlap:
                 names.add(name)
         return frozenset(names)
+
+    def retired(self, today: dt.date | None = None) -> dict[str, RetiredKey]:
+        """Last year's key once its overlap has ended (none before that, or without one)."""
+        day = today or dt.date.today()
+        found = {}
+        accepted = self.current(day)  # also reads the files again when they changed
+        with self._lock:
+            keys = self._keys
+        for key in keys[1:]:
+            if key is not None and key[0] not in accepted:
+                name, valid_to = key
+                found[name] = RetiredKey(valid_to, valid_to + self._overlap)
+        return found
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -23,7 +23,7 @@ from ipis_core.envelope import Envelope, EnvelopeReader
 
 from ..intake import Arrival, Intake, Known, make_blueprint
 from ..keyring import Keyring
-from ..status_report import NextPartyReport, StatusReport
+from ..status_report import QUEUED, NextPartyReport, StatusReport
 from .models import DELIVERED, PROCESSING, Submission
 from .services import TpfServices, tpf_services
 
@@ -63,8 +63,8 @@ def report_of(row: Submission) -> StatusReport:
     """The §5 status body of one submission (never a number, never person data)."""
     register: NextPartyReport | None = None
     if row.status == DELIVERED:
-        if row.register_report is None:
-            register = NextPartyReport("venter")
+        if row.register_report is None:  # not taken by the register yet: never claim it was
+            register = NextPartyReport(QUEUED)
         elif row.register_report:
             register = NextPartyReport.from_json(_json(row.register_report))
     return StatusReport(

@@ -42,7 +42,7 @@ from ..outbox import (
     make_deliverer,
 )
 from ..status_report import REFUSED as REPORT_REFUSED
-from ..status_report import NextPartyReport
+from ..status_report import WAITING, NextPartyReport
 from ..storage import IncomingFile
 from .models import (
     CURRENT,
@@ -278,8 +278,8 @@ class RegisterOutbox(OutboxWorker[RegisterOutboxItem]):
             report = answer.report.as_next_party().dumps()
         elif not self.deliverer.polls:
             report = ""  # a local folder: nobody answers
-        else:
-            report = submission.register_report
+        else:  # taken, with no status body: waiting for the register's answer
+            report = submission.register_report or NextPartyReport(WAITING).dumps()
         submission.register_report = report
 
     def describe(self, row: RegisterOutboxItem) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 DOC = TESTS.parent / "docs" / "sikkerhet.md"
-REFERENCE = re.compile(r"`((?:core|server|browser|docs)/[\w/]+\.py)?::(\w+)`")
+REFERENCE = re.compile(r"`((?:core|server|browser|docs|register|chain)/[\w/]+\.py)?::(\w+)`")
 
 
 def test_every_test_named_in_sikkerhet_md_exists() -> None:

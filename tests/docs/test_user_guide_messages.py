@@ -26,6 +26,8 @@ MESSAGES = {
     "app.DATABASE_DOWN": app.DATABASE_DOWN,
     "the seed's format message": faults.FORMAT_MESSAGE,
     "the seed's XML message": faults.NotWellFormed().message,
+    "last year's key after the overlap": faults.KeyOutsideOverlap(
+        "tpf-2025", "2026-11-30", "2027-01-31").message,
 }
 
 

@@ -86,12 +86,15 @@ def encrypt(data: bytes, keys: KeySet, today: dt.date = TODAY) -> bytes:
 def demo_input(persons: int, kommune: str = "0301", seed: int = 1,
                period: tuple[str, str] | None = None) -> bytes:
     data = document_bytes(persons, kommune, seed)
-    if period is not None:
-        data = data.replace(b"<PeriodeFra>2025-01-01</PeriodeFra>",
-                            f"<PeriodeFra>{period[0]}</PeriodeFra>".encode())
-        data = data.replace(b"<PeriodeTil>2025-12-31</PeriodeTil>",
-                            f"<PeriodeTil>{period[1]}</PeriodeTil>".encode())
-    return data
+    return with_period(data, period) if period is not None else data
+
+
+def with_period(data: bytes, period: tuple[str, str]) -> bytes:
+    """A demo export (period 2025, UTF-8) for another period."""
+    data = data.replace(b"<PeriodeFra>2025-01-01</PeriodeFra>",
+                        f"<PeriodeFra>{period[0]}</PeriodeFra>".encode())
+    return data.replace(b"<PeriodeTil>2025-12-31</PeriodeTil>",
+                        f"<PeriodeTil>{period[1]}</PeriodeTil>".encode())
 
 
 def new_id() -> str:
@@ -214,14 +217,16 @@ class RunningRegister:
         return body
 
 
-def start_register(instance: Path, keys: KeySet, database_url: str = "") -> RunningRegister:
+def start_register(instance: Path, keys: KeySet, database_url: str = "",
+                   env_extra: dict[str, str] | None = None) -> RunningRegister:
     """``ipis register serve`` on a free loopback port with ``keys`` installed; waits until it
-    answers. SQLite in the instance folder unless ``database_url`` is PostgreSQL's."""
+    answers. SQLite in the instance folder unless ``database_url`` is PostgreSQL's;
+    ``env_extra``: more settings for the process."""
     from server_testlib import REPO, free_port, ipis, wait_for_http
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPIS_")}
     env.update(IPIS_REGISTER_TOKEN=TOKEN, IPIS_REGISTER_WORKER_IDLE_SECONDS="0.2",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", **(env_extra or {}))
     if database_url and not database_url.startswith("sqlite"):
         env["IPIS_REGISTER_DATABASE_URL"] = database_url
     ipis("keys", "install", "--party", "register", "--instance", str(instance), "--from",

@@ -38,6 +38,8 @@ def test_delivered_with_the_registers_count_and_the_last_delivery() -> None:
 
 def test_in_progress_until_the_register_answers() -> None:
     assert sender_year(2026, [(JAN, WAITING)]).state == "behandles"
+    queued = report({"status": "levert", "personer": 120, "register": {"status": "sendes"}})
+    assert sender_year(2026, [(JAN, queued)]).state == "behandles"  # not yet at the register
     assert sender_year(2026, [(JAN, None)]).state == "behandles"
     assert sender_year(2026, [(JAN, report({"status": "behandles"}))]).label == (
         "Under behandling")

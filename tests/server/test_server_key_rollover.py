@@ -12,9 +12,15 @@ from pathlib import Path
 import pytest
 from server_testlib import REPO
 
+from ipis_core.faults import KeyOutsideOverlap
 from ipis_core.keyfile import parse_key_file, render_key_file
 from ipis_core.keygen import generate_keys
-from ipis_server.send.validation import PREVIOUS_KEY_FILE, ServedKeyNames
+from ipis_server.send.validation import (
+    PREVIOUS_KEY_FILE,
+    RetiredKey,
+    ServedKeyNames,
+    UploadValidator,
+)
 
 
 def _key_file(folder: Path, name: str, valid_from: dt.date) -> tuple[Path, str]:
@@ -40,6 +46,49 @@ def test_last_years_key_is_taken_in_until_the_overlap_ends(
     assert served.current(dt.date(2026, 12, 2)) == {new_id, old_id}
     assert served.current(dt.date(2027, 1, 31)) == {new_id, old_id}  # the last day
     assert served.current(dt.date(2027, 2, 1)) == {new_id}
+
+
+def test_last_years_key_after_the_overlap_is_refused_by_name(
+    two_years: tuple[Path, str, Path, str],
+) -> None:
+    """Not as an unknown key: with the TPF's message naming the key and its dates."""
+    current, _, previous, old_id = two_years
+    served = ServedKeyNames(current, previous, overlap_days=62)
+    assert served.retired(dt.date(2027, 1, 31)) == {}
+    retired = served.retired(dt.date(2027, 2, 1))
+    assert retired == {old_id: RetiredKey(dt.date(2026, 11, 30), dt.date(2027, 1, 31))}
+    encrypted = _encrypted_for(previous)
+    for day, refused in ((dt.date(2027, 1, 31), None), (dt.date(2027, 2, 1), KeyOutsideOverlap)):
+        validator = UploadValidator(served.current(day), "0301", "00", served.retired(day))
+        if refused is None:
+            validator.feed(encrypted)
+            assert validator.finish()[1].tpf_key.key_name == old_id
+            continue
+        with pytest.raises(KeyOutsideOverlap) as fault:
+            validator.feed(encrypted)
+            validator.finish()
+        assert fault.value.message == (
+            f"Filen er kryptert med nøkkelen {old_id}, som gjaldt til og med 2026-11-30. Filer "
+            "kryptert med den ble tatt imot til og med 2027-01-31. Hent gjeldende nøkkelfil fra "
+            "SSB, og krypter IPLOS-datafilen på nytt.")
+
+
+def _encrypted_for(key_file: Path) -> bytes:
+    import asyncio
+
+    from ipis_core.contact import Contact
+    from ipis_core.crypto.native import NativeBackend
+    from ipis_core.demo_data import document_bytes
+    from ipis_core.message import MessageEncryptor
+
+    parsed = parse_key_file(key_file.read_bytes())
+
+    async def run() -> bytes:
+        contact = Contact.validated("iplos@kommune.no", "Kari Nordmann", "912 34 567")
+        encryptor = MessageEncryptor(parsed, contact, NativeBackend(), parsed.valid_from)
+        return await encryptor.feed(document_bytes(3)) + await encryptor.finish()
+
+    return asyncio.run(run())
 
 
 def test_no_previous_key_file_is_no_fault(two_years: tuple[Path, str, Path, str],

@@ -437,3 +437,13 @@ def test_tpf_status_body_is_kept_until_final(tmp_path: Path, database_url: str, 
     assert json.loads(_report(app, public_id) or "") == final
     assert len(stub.puts) == 1
     services(app).db.dispose()
+
+
+def test_idle_worker_poll_from_the_environment(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """IPIS_WORKER_POLL_SECONDS (docs/drift.md), like the TPF's and register's idle settings."""
+    from ipis_server.send import Config
+
+    assert Config.from_env(tmp_path / "standard").worker_poll_seconds == 2.0
+    monkeypatch.setenv("IPIS_WORKER_POLL_SECONDS", "0.3")
+    assert Config.from_env(tmp_path / "satt").worker_poll_seconds == 0.3

@@ -73,9 +73,12 @@ def numbers_of(cleartext: bytes) -> list[str]:
 def cleartext(persons: int, seed: int = 1, replace: dict[int, str] | None = None) -> bytes:
     """A demo IPLOS file (synthetic numbers); ``replace``: person index -> number to use."""
     data = document_bytes(persons, seed=seed)
-    if not replace:
-        return data
-    index = iter(range(persons))
+    return replace_numbers(data, replace) if replace else data
+
+
+def replace_numbers(data: bytes, replace: dict[int, str]) -> bytes:
+    """An IPLOS file with the fødselsnummer of each person index in ``replace`` changed."""
+    index = iter(range(len(FNR_RE.findall(data))))
 
     def swap(match: re.Match[bytes]) -> bytes:
         at = next(index)
