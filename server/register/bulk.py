@@ -9,6 +9,8 @@ COPY sends rows in its binary-free text format without a round trip per row).
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -27,6 +29,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "diagnoser": ("innsending", "lopenummer", "nr", "kode"),
 }  # fmt: skip
 BATCH_ROWS = 5000
+# SQLite's page cache for the load's connection, in KiB (its default is 2 MB). The pseudonym
+# index takes rows in random order; with 2 MB its pages for a 50 MB submission (~7 MB) were
+# spilled and read again, a tenth of the time spent writing. Bounded, so memory stays flat.
+SQLITE_CACHE_KIB = 8192
 
 
 class BulkWriter(Protocol):
@@ -38,6 +44,9 @@ class BulkWriter(Protocol):
 
     def flush(self) -> None:
         """Write every buffered row (before the transaction's last statements)."""
+
+    def close(self) -> None:
+        """The connection as it was before the load (it goes back to the pool)."""
 
 
 class _Buffered:
@@ -60,9 +69,21 @@ class _Buffered:
     def _write(self, table: str, rows: list[tuple[object, ...]]) -> None:
         raise NotImplementedError
 
+    def close(self) -> None:
+        pass
+
 
 class SqliteWriter(_Buffered):
     """``executemany`` on the sqlite3 connection under the SQLAlchemy one (same transaction)."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self._cache_size = self._driver.execute("PRAGMA cache_size").fetchone()[0]
+        self._driver.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB:d}")
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # a broken connection leaves the pool anyway
+            self._driver.execute(f"PRAGMA cache_size={int(self._cache_size):d}")
 
     def _write(self, table: str, rows: list[tuple[object, ...]]) -> None:
         columns = COLUMNS[table]

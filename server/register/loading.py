@@ -53,7 +53,7 @@ from .bulk import BulkWriter, bulk_writer
 from .helper import MIN_BYTES, Helper
 from .message import ClearPart, DeliveryHeader, Pseudonymisation, read_delivery
 from .models import LOADED, REFUSED, Person, Submission, utcnow
-from .person_data import PersonReader, PlainPerson, read_plain_batch
+from .person_data import PersonReader, PlainRows, plain_rows, read_plain_batch
 
 log = logging.getLogger("ipis.register")
 SETTLE_ATTEMPTS = 5
@@ -235,7 +235,7 @@ class _Load:
     def _open_batch(self) -> None:
         """Authenticate a batch of records (here, always), then read it: in the helper process
         when there is one, the results taken back in order (``_read``)."""
-        assert self._opener is not None
+        assert self._opener is not None and self.row_id is not None
         batch, self._batch = self._batch, []
         numbers = [number for number, _, _ in batch]
         try:
@@ -246,7 +246,7 @@ class _Load:
         if self._helper is None:
             self._read(batch, numbers, plaintexts, None)
             return
-        for done in self._helper.send(batch, numbers, plaintexts):
+        for done in self._helper.send(batch, self.row_id, numbers, plaintexts):
             self._read(*done)  # type: ignore[arg-type]
 
     def _drain(self) -> None:
@@ -255,22 +255,22 @@ class _Load:
                 self._read(*done)  # type: ignore[arg-type]
 
     def _read(self, batch: list[tuple[int, str | None, bytes]], numbers: list[int],
-              plaintexts: list[bytes], plain: list[PlainPerson] | None) -> None:
+              plaintexts: list[bytes], rows: PlainRows | None) -> None:
         """Bind and write one batch: read the common way (by the helper, or here, which also
         refuses a bad record), else as trees (``RegisterOpener.open_batch``)."""
         assert self._opener is not None and self.row_id is not None
         opener, row_id, secret_id = self._opener, self.row_id, self._secret_id
-        if plain is None:
+        if rows is None:
             plain = read_plain_batch(numbers, plaintexts)
-        if plain is not None:
-            emit = self._reader.emit_plain
-            for (lopenummer, pseudonym, _), person in zip(batch, plain, strict=True):
-                opener.bind(lopenummer, lopenummer)  # read_plain_batch checked the inner number
-                if pseudonym is None:
-                    self.invalid += 1
-                    emit(row_id, lopenummer, None, None, person)
-                else:
-                    emit(row_id, lopenummer, pseudonym, secret_id, person)
+            if plain is not None:
+                rows = plain_rows(row_id, numbers, plain)
+        if rows is not None:
+            bind = opener.bind
+            for lopenummer in numbers:
+                bind(lopenummer, lopenummer)  # read_plain_batch checked the inner number
+            persons = [(lopenummer, pseudonym) for lopenummer, pseudonym, _ in batch]
+            self.invalid += sum(1 for _, pseudonym in persons if pseudonym is None)
+            self._reader.emit_rows(row_id, persons, secret_id, rows)
         else:
             read = self._reader.read
             pairs = [(number, value) for number, _, value in batch]
@@ -284,6 +284,10 @@ class _Load:
                     read(row_id, lopenummer, pseudonym, secret_id, record.element)
         self.records += len(batch)
         self._writer.write()
+
+    def close(self) -> None:
+        """The connection's settings as before the load (committed or rolled back)."""
+        self._writer.close()
 
     def end(self, counts: Pseudonymisation, control: bytes) -> None:
         assert self._opener is not None and self.header is not None and self.row_id is not None
@@ -480,6 +484,8 @@ def _load(db: Database, keyring: Keyring, source: BinaryIO, submission_id: str |
         except BaseException:
             transaction.rollback()
             raise
+        finally:
+            load.close()
     assert load.submission_id is not None
     log.info("Innsending %s lastet: %d personposter", load.submission_id, load.records)
     return LoadOutcome(

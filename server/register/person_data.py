@@ -152,14 +152,22 @@ class PersonReader:
         person: PlainPerson,
     ) -> None:
         """The rows of a person ``read_plain`` has read (the same rows as ``read``)."""
-        household, death, assessments, services, diagnoses = person
-        for number, assessment in enumerate(assessments, 1):
-            self._assessments.append((submission, lopenummer, number, *assessment))
-        for number, service in enumerate(services, 1):
-            self._services.append((submission, lopenummer, number, *service))
-        for number, code in enumerate(diagnoses, 1):
-            self._diagnoses.append((submission, lopenummer, number, code))
-        self._persons.append((submission, lopenummer, pseudonym, secret_id, household, death))
+        self.emit_rows(submission, [(lopenummer, pseudonym)], secret_id,
+                       plain_rows(submission, [lopenummer], [person]))
+
+    def emit_rows(self, submission: int, persons: list[tuple[int, str | None]],
+                  secret_id: str | None, rows: PlainRows) -> None:
+        """The rows of a batch ``plain_rows`` has made, each person under its pseudonym (and
+        without one, and without the secret's id, where its fødselsnummer was invalid)."""
+        heads, assessments, services, diagnoses = rows
+        self._assessments.extend(assessments)
+        self._services.extend(services)
+        self._diagnoses.extend(diagnoses)
+        self._persons.extend([
+            (submission, lopenummer, pseudonym,
+             secret_id if pseudonym is not None else None, household, death)
+            for (lopenummer, pseudonym), (household, death) in zip(persons, heads, strict=True)
+        ])
 
 
 def _no_text(element: ET.Element, lopenummer: int, where: str) -> None:
@@ -315,6 +323,8 @@ START = re.compile(rb'<Person lopenummer="([1-9][0-9]{0,8})">')
 END = b"</Person>"
 
 PlainPerson = tuple[int | None, str | None, list[tuple[object, ...]], list[Row], list[str]]
+# (husstand, dødsdato) of each person, then the rows of vurderinger, tjenester and diagnoser.
+PlainRows = tuple[list[tuple[int | None, str | None]], list[Row], list[Row], list[Row]]
 
 
 def read_plain(body: bytes, lopenummer: int) -> PlainPerson | None:
@@ -383,6 +393,27 @@ def _plain_assessment(date: str, variables: bytes, lopenummer: int) -> tuple[obj
             raise PersonFieldRepeated(lopenummer, f"variabelen {VARIABLES[index]} i en Vurdering")
         scores[index] = value
     return (date, *scores)
+
+
+def plain_rows(submission: int, numbers: list[int], people: list[PlainPerson]) -> PlainRows:
+    """The child tables' rows of persons ``read_plain`` has read, and each person's husstand and
+    dødsdato: made where the persons were read (the helper process, for a large delivery), so
+    the loader only extends its buffers."""
+    heads: list[tuple[int | None, str | None]] = []
+    assessments: list[Row] = []
+    services: list[Row] = []
+    diagnoses: list[Row] = []
+    for lopenummer, (household, death, rated, served, diagnosed) in zip(
+        numbers, people, strict=True
+    ):
+        heads.append((household, death))
+        for number, assessment in enumerate(rated, 1):
+            assessments.append((submission, lopenummer, number, *assessment))
+        for number, service in enumerate(served, 1):
+            services.append((submission, lopenummer, number, *service))
+        for number, code in enumerate(diagnosed, 1):
+            diagnoses.append((submission, lopenummer, number, code))
+    return heads, assessments, services, diagnoses
 
 
 def read_plain_batch(numbers: list[int], plaintexts: list[bytes]) -> list[PlainPerson] | None:

@@ -26,7 +26,9 @@ from register_testlib import (
     with_options,
 )
 
+from ipis_server.register.bulk import SQLITE_CACHE_KIB
 from ipis_server.register.export import rows
+from ipis_server.register.helper import PIPE_BYTES, Helper
 from ipis_server.register.loading import load_delivery
 from ipis_server.register.services import RegisterServices
 
@@ -215,3 +217,41 @@ def test_the_helper_process_reads_the_same_and_refuses_the_same(svc: RegisterSer
         assert refused.message == ("Personposten med løpenummer 300 inneholder posten med "
                                    "løpenummer 301: postene er byttet om eller flyttet."), helper
     assert count(svc.db, "personer") == 700
+
+
+def test_the_helpers_pipes_hold_a_window_of_batches() -> None:
+    """A batch (~90 kB) is more than a default pipe (64 kB): the loader's write would wait for
+    the helper to finish the batch before. Where the system allows, both pipes are widened."""
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("no F_GETPIPE_SZ here")
+    with open("/proc/sys/fs/pipe-max-size") as limit:
+        if int(limit.read()) < PIPE_BYTES:
+            pytest.skip("pipe-max-size below PIPE_BYTES")
+    reader = Helper()
+    try:
+        pipes = (reader._process.stdin, reader._process.stdout)
+        assert [fcntl.fcntl(p.fileno(), fcntl.F_GETPIPE_SZ) for p in pipes] == [PIPE_BYTES] * 2
+    finally:
+        reader.close()
+
+
+def test_the_loads_page_cache_is_given_back(svc: RegisterServices, keys: KeySet,
+                                             encrypted: bytes) -> None:
+    """SQLite: the load's larger page cache (bulk.py) ends with the load, loaded or refused;
+    the pooled connection is as it was."""
+    if svc.db.engine.dialect.name != "sqlite":
+        pytest.skip("a setting of SQLite's")
+
+    def cache_size() -> int:
+        with svc.db.engine.connect() as connection:
+            return int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+    before = cache_size()
+    assert before != -SQLITE_CACHE_KIB
+    submission = new_id()
+    assert _load(svc, message(encrypted, keys, submission), submission).loaded
+    assert cache_size() == before
+    assert not _load(svc, message(encrypted, keys, submission)[:-200] + b"x" * 200,
+                     new_id()).loaded
+    assert cache_size() == before
