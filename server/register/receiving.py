@@ -36,7 +36,7 @@ class RegisterCheck:
 
     def __init__(self, keyring: Keyring, day: dt.date) -> None:
         self._keyring = keyring
-        self._day = day
+        self.day = day  # the keys' dates are judged by it, now and when the delivery is loaded
         self._head = b""
         self._reader: ClearPartReader | None = None
         self._accepted = False
@@ -55,7 +55,7 @@ class RegisterCheck:
     def _ciphertext(self, _text: bytes) -> None:
         if not self._accepted:  # the clear part is complete once the ciphertext begins
             assert self._reader is not None
-            accept_transport_key(self._keyring, transport_key(self._reader).key_name, self._day)
+            accept_transport_key(self._keyring, transport_key(self._reader).key_name, self.day)
             self._accepted = True
 
     def feed(self, chunk: bytes) -> bytes:
@@ -109,6 +109,7 @@ class RegisterIntakeParty:
             size_bytes=arrival.size,
             storage_name=arrival.storage_name,
             kind=check.kind,
+            nokkeldag=check.day,
             kommunenummer=kommune,
             bydelsnummer=bydel,
             organisasjonsnummer=org,

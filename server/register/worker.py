@@ -50,23 +50,25 @@ class RegisterWorker:
             db.commit()
             kind, key, storage_name = row.kind, row.innsending_id, row.storage_name
             received_at, attempts = row.received_at, row.attempts
+            key_day = row.nokkeldag or self._svc.today()
         try:
             with self.queue.heartbeat(row_id):
-                outcome = self._load(kind, key, storage_name, received_at)
+                outcome = self._load(kind, key, storage_name, received_at, key_day)
         except (SQLAlchemyError, OSError) as error:
             self._record_failure(row_id, attempts, f"{type(error).__name__}")
             return True
         self._record_outcome(row_id, outcome)
         return True
 
-    def _load(self, kind: str, key: str, storage_name: str,
-              received_at: dt.datetime) -> LoadOutcome:
+    def _load(self, kind: str, key: str, storage_name: str, received_at: dt.datetime,
+              key_day: dt.date) -> LoadOutcome:
+        """``key_day``: the day the delivery came in, by which its keys' dates are judged."""
         svc = self._svc
         path = svc.storage.path_of(storage_name)
         with path.open("rb") as source:
             if kind == MAPPING:
-                return apply_mapping(svc.db, svc.keyring, source, key, svc.today())
-            return load_delivery(svc.db, svc.keyring, source, key, received_at, svc.today())
+                return apply_mapping(svc.db, svc.keyring, source, key, key_day)
+            return load_delivery(svc.db, svc.keyring, source, key, received_at, key_day)
 
     def _record_outcome(self, row_id: int, outcome: LoadOutcome) -> None:
         with self._svc.db.session() as db:

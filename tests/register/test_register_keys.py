@@ -27,6 +27,7 @@ from register_testlib import (
 
 from ipis_server.register.app import create_app
 from ipis_server.register.services import register_services
+from ipis_server.register.worker import RegisterWorker
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,19 @@ def test_after_the_overlap_a_file_for_the_old_register_key_is_refused(
         "Filen er kryptert med nøkkelen iplos-2025, som gjaldt til og med 2026-11-30. Filer "
         "kryptert med den ble tatt imot til og med 2027-01-31. Hent gjeldende nøkkelfil fra "
         "SSB, og krypter IPLOS-datafilen på nytt.")}
+
+
+def test_a_delivery_taken_in_on_31_january_is_loaded_after_it(
+    app: Flask, years: dict[int, KeySet], today: list[dt.date]
+) -> None:
+    """Keys are judged by the day the delivery came in, not the day its turn to load comes
+    (before: taken in on 31 January with last year's keys, then refused on 2 February for
+    those keys because the loaders were behind)."""
+    old = years[2025]
+    today[0] = dt.date(2027, 1, 31)
+    client = app.test_client()
+    submission = new_id()
+    assert put(client, submission, _message(old, old, submission)).status_code == 202
+    today[0] = dt.date(2027, 2, 2)
+    assert RegisterWorker(register_services(app)).drain() == 1
+    assert get(client, submission).get_json()["status"] == "lastet"
