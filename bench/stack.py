@@ -196,7 +196,11 @@ class Stack:
         self.env = {
             **os.environ, "IPIS_INSTANCE": str(self.instance), "IPIS_DATABASE_URL": database,
             "IPIS_TPF_URL": self.tpf.url, "IPIS_TPF_TOKEN": TOKEN, "IPIS_SECRET_KEY": "b" * 64,
-            "IPIS_WORKER_LEASE_SECONDS": "6", "PYTHONUNBUFFERED": "1", **(env or {}),
+            "IPIS_WORKER_LEASE_SECONDS": "6", "PYTHONUNBUFFERED": "1",
+            # the key file the bench's files are encrypted with (encrypted_file): the send
+            # module takes in only files for the keys of the key files it serves
+            "IPIS_KEY_FILE": str(OUT / "nokler" / "nokkelfil.xml"),
+            **(env or {}),
         }
         if storage_dir is not None:
             self.env["IPIS_STORAGE_DIR"] = str(storage_dir)
