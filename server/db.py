@@ -121,3 +121,14 @@ def upgrade_schema(database: Database, migrations_dir: Path) -> None:
     with _migration_lock(database, migrations_dir) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def schema_revision(database: Database, version_table: str = "alembic_version") -> str | None:
+    """The Alembic revision the database is at (what ``ipis … migrate`` reports)."""
+    from sqlalchemy import text
+
+    with database.engine.connect() as connection:
+        revision = connection.execute(
+            text(f"SELECT version_num FROM {version_table}")  # noqa: S608 - a constant
+        ).scalar()
+    return None if revision is None else str(revision)

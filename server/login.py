@@ -66,6 +66,17 @@ class LoginRules:
     lockout_minutes: int
     session_idle_minutes: int
 
+    @classmethod
+    def of(cls, config: Any) -> LoginRules:
+        """From a party's config (the send module's and the register's use the same names)."""
+        return cls(
+            throttle_failures=config.throttle_failures,
+            throttle_window_minutes=config.throttle_window_minutes,
+            lockout_failures=config.lockout_failures,
+            lockout_minutes=config.lockout_minutes,
+            session_idle_minutes=config.session_idle_minutes,
+        )
+
 
 def session_hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()

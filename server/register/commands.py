@@ -68,17 +68,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from sqlalchemy import text
-
+    from ..db import schema_revision
     from .models import VERSION_TABLE
     from .services import open_services
 
     svc = open_services(_config(args))
     try:
-        with svc.db.engine.connect() as connection:
-            revision = connection.execute(
-                text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 - a constant
-            ).scalar()
+        revision = schema_revision(svc.db, VERSION_TABLE)
     finally:
         svc.dispose()
     print(f"Registerets database er oppdatert (revisjon {revision})")

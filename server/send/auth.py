@@ -69,14 +69,7 @@ class LogoutForm(FlaskForm):  # type: ignore[misc]
 
 def _guard() -> LoginGuard:
     svc = services()
-    config = svc.config
-    return LoginGuard(svc.db, TABLES, LoginRules(
-        throttle_failures=config.throttle_failures,
-        throttle_window_minutes=config.throttle_window_minutes,
-        lockout_failures=config.lockout_failures,
-        lockout_minutes=config.lockout_minutes,
-        session_idle_minutes=config.session_idle_minutes,
-    ))
+    return LoginGuard(svc.db, TABLES, LoginRules.of(svc.config))
 
 
 def load_logged_in_account() -> None:

@@ -117,12 +117,11 @@ def _change(args: argparse.Namespace, action: str) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """The schema to the newest revision (every start does it too, under the same lock)."""
-    from sqlalchemy import text
+    from ..db import schema_revision
 
     database = _open(args)
     try:
-        with database.engine.connect() as connection:
-            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        revision = schema_revision(database)
     finally:
         database.dispose()
     print(f"Databasen er oppdatert (revisjon {revision})")

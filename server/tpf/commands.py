@@ -72,14 +72,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from sqlalchemy import text
-
+    from ..db import schema_revision
     from .services import open_services
 
     svc = open_services(_config(args))
     try:
-        with svc.db.engine.connect() as connection:
-            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        revision = schema_revision(svc.db)
     finally:
         svc.dispose()
     print(f"TPF-databasen er oppdatert (revisjon {revision})")
