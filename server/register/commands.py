@@ -11,14 +11,20 @@ import datetime as dt
 import functools
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ipis_core.cli import parse_date
 
-from ..settings import SettingInvalid
-from .config import RegisterConfig
+if TYPE_CHECKING:
+    from .config import RegisterConfig
 
 
 def _config(args: argparse.Namespace) -> RegisterConfig:
+    # Imported here: every ``ipis`` run reads this module (the keyring under the config pulls
+    # in the decryption code and cryptography, which ``ipis encrypt --help`` has no use for).
+    from ..settings import SettingInvalid
+    from .config import RegisterConfig
+
     try:
         return RegisterConfig.from_env(args.instance)
     except SettingInvalid as error:
