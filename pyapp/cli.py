@@ -28,6 +28,12 @@ def parse_date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError("dato på formen ÅÅÅÅ-MM-DD") from None
 
 
+def chosen_day(args: argparse.Namespace) -> dt.date:
+    """``--today`` where a command has it (tests and rehearsals of a key change), else today."""
+    day: dt.date | None = getattr(args, "today", None)
+    return day or dt.date.today()
+
+
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from .encrypt_file import check_form, encrypt_file
 
@@ -74,7 +80,7 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     key_file = parse_key_file(raw)
     for line in describe_key_file(key_file):
         print(line)
-    today = args.today or dt.date.today()
+    today = chosen_day(args)
     try:
         key_file.check_dates(today)
     except IplosFault as fault:

@@ -6,11 +6,10 @@ Added to the core's ``ipis keys`` group (generate, show) by ``ipis_server.cli``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ipis_core.cli import parse_date
+from ipis_core.cli import chosen_day, parse_date
 
 if TYPE_CHECKING:
     from .keyring import Keyring
@@ -45,7 +44,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     keyring = _keyring(args)
-    lines = keyring.describe(args.today or dt.date.today())
+    lines = keyring.describe(chosen_day(args))
     if not lines:
         print(f"Ingen nøkler i {keyring.folder}")
         return 1

@@ -9,9 +9,13 @@ value is refused the same way everywhere: at start, with a Norwegian message nam
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ipis_core.faults import IplosFault
+
+T = TypeVar("T")
 
 TRUE_WORDS = frozenset({"1", "true", "ja", "yes", "on"})
 
@@ -88,3 +92,11 @@ def private_value(path: Path, make: str) -> str:
         finally:
             temporary.unlink(missing_ok=True)
     return path.read_text(encoding="ascii").strip()
+
+
+def config_or_exit(from_env: Callable[[Path | None], T], instance: Path | None) -> T:
+    """A party's config for a command: a bad setting ends the command with its message."""
+    try:
+        return from_env(instance)
+    except SettingInvalid as error:
+        raise SystemExit(str(error)) from None

@@ -7,13 +7,12 @@ SQLAlchemy until a command runs.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import functools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ipis_core.cli import parse_date
+from ipis_core.cli import chosen_day, parse_date
 
 if TYPE_CHECKING:
     from .config import RegisterConfig
@@ -22,17 +21,10 @@ if TYPE_CHECKING:
 def _config(args: argparse.Namespace) -> RegisterConfig:
     # Imported here: every ``ipis`` run reads this module (the keyring under the config pulls
     # in the decryption code and cryptography, which ``ipis encrypt --help`` has no use for).
-    from ..settings import SettingInvalid
+    from ..settings import config_or_exit
     from .config import RegisterConfig
 
-    try:
-        return RegisterConfig.from_env(args.instance)
-    except SettingInvalid as error:
-        raise SystemExit(str(error)) from None
-
-
-def _today(args: argparse.Namespace) -> dt.date:
-    return getattr(args, "today", None) or dt.date.today()
+    return config_or_exit(RegisterConfig.from_env, args.instance)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -93,7 +85,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from .files import load_file
     from .services import open_services
 
-    svc = open_services(_config(args), today=lambda: _today(args))
+    svc = open_services(_config(args), today=lambda: chosen_day(args))
     refused = 0
     try:
         for path in args.files:

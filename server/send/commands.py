@@ -12,7 +12,7 @@ import functools
 import sys
 from pathlib import Path
 
-from ..settings import SettingInvalid
+from ..settings import config_or_exit
 from .config import Config
 
 DEMO_KOMMUNENUMMER = "0301"
@@ -22,10 +22,7 @@ DEMO_KEY_BITS = 2048  # demo only: 3072-bit generation takes many seconds at eve
 
 
 def _config(args: argparse.Namespace) -> Config:
-    try:
-        return Config.from_env(args.instance)
-    except SettingInvalid as error:
-        raise SystemExit(str(error)) from None
+    return config_or_exit(Config.from_env, args.instance)
 
 
 

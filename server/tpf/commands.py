@@ -7,30 +7,24 @@ SQLAlchemy until a command runs.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import functools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ipis_core.cli import parse_date
+from ipis_core.cli import chosen_day, parse_date
 
 if TYPE_CHECKING:
     from .config import TpfConfig
 
 
 def _config(args: argparse.Namespace) -> TpfConfig:
-    from ..settings import SettingInvalid
+    # Imported here: every ``ipis`` run reads this module (the keyring under the config pulls
+    # in the decryption code and cryptography, which ``ipis encrypt --help`` has no use for).
+    from ..settings import config_or_exit
     from .config import TpfConfig
 
-    try:
-        return TpfConfig.from_env(args.instance)
-    except SettingInvalid as error:
-        raise SystemExit(str(error)) from None
-
-
-def _today(args: argparse.Namespace) -> dt.date:
-    return getattr(args, "today", None) or dt.date.today()
+    return config_or_exit(TpfConfig.from_env, args.instance)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -96,7 +90,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         register_key_file=args.register_key_file,
         innsending_id=args.innsending_id,
         test_numbers=args.test_numbers,
-        today=_today(args),
+        today=chosen_day(args),
     )
     for line in summary:
         print(line)
