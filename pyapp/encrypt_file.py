@@ -4,11 +4,12 @@ The browser has one thread, so ``MessageEncryptor`` stays single-threaded; nativ
 uses the machine's second core twice over:
 - the output is hashed and written by ``HashingWriter`` on a thread of its own (hashlib and file
   writes release the GIL on large buffers);
-- a file of some megabytes is cut into segments of persons, and every other segment is read,
-  numbered and sealed by a second process (person_segments.py, second_process.py) while this
-  one reads the header and the rest; the TPF layer, one AES-GCM stream, is written here in file
-  order. When the cuts or the segments disagree with the plan (a fault among them), the file is
-  read again on one process, so a fault is always the first one in file order, with its exact
+- a file of some megabytes is cut into segments of persons, which this process and a second
+  one (person_segments.py, second_process.py) claim as each becomes free, then read, number
+  and seal; the TPF layer, one AES-GCM stream, is written here in file order. When this
+  process would wait for a segment of the second one, it seals one of its own ahead instead.
+  When the cuts or the segments disagree with the plan (a fault among them), the file is read
+  again on one process, so a fault is always the first one in file order, with its exact
   message and line.
 """
 
@@ -20,6 +21,7 @@ import hashlib
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from .atomic import AtomicOutput
@@ -37,7 +39,10 @@ from .faults import (
 from .keyfile import KeyFile, load_key_file
 from .message import EncryptionSummary, MessageEncryptor, RecordSealing
 from .person_segments import (
+    PersonsBefore,
+    SealedPersons,
     SealedSegment,
+    SegmentClaims,
     SegmentPlan,
     SegmentsDisagree,
     SegmentSealer,
@@ -51,9 +56,10 @@ CHUNK_BYTES = 1 << 20
 # Read before the second process is forked: the header is far shorter.
 HEADER_STEP_BYTES = 1 << 16
 # Where to cut (person_segments.SegmentSizes), measured with bench/bench_encrypt.py.
-SEGMENT_SIZES = SegmentSizes(
-    min_file_bytes=8 << 20, first_bytes=2 << 20, main_bytes=2 << 20, second_bytes=5 << 19
-)
+SEGMENT_SIZES = SegmentSizes(min_file_bytes=8 << 20, first_bytes=1 << 20, segment_bytes=1 << 20)
+# Segments this process seals ahead of the TPF layer at most, while one of the second
+# process's is not there yet (each about 2x its input in memory until it is written).
+SEALED_AHEAD = 2
 # Fed to the main reader after the last segment: the persons were read elsewhere, and the end of
 # the file with them (in a codec person_segments can cut: these bytes in ASCII).
 _CLOSING = f"</{PERSONER}></{ROOT}>".encode()
@@ -195,55 +201,48 @@ async def _encrypt_in_segments(
         output.append(await encryptor.feed(zero.read(HEADER_STEP_BYTES)))
     if sealing is None:
         raise SegmentsDisagree()  # the header does not end before the first cut
-    second = SecondProcess.start(source.fileno(), plan, sealing)  # one thread: no writer yet
+    claims = SegmentClaims.open(plan)
     try:
-        with AtomicOutput(out_path) as sink:
-            writer = HashingWriter(sink)
-            try:
-                for piece in output:
-                    writer.write(piece)
-                while zero.left:
-                    writer.write(await encryptor.feed(zero.read(CHUNK_BYTES)))
-                if not encryptor.between_persons():
-                    raise SegmentsDisagree()
-                await _append_segments(encryptor, writer, source.fileno(), plan, sealing, second,
-                                       1 + zero.newlines)
-                second.close()
-                try:  # sound after the checks above: a fault here would be the plan's
-                    writer.write(await encryptor.feed(_CLOSING))
-                    writer.write(await encryptor.finish())
-                except IplosFault:
-                    raise SegmentsDisagree() from None
-                encryptor.summary.sha256 = writer.finish()
-            finally:
-                writer.stop()  # before AtomicOutput closes (or removes) the file
-    except OSError:  # reading faults are IplosFaults already; this is the output side
-        raise OutputNotWritable() from None
+        second = SecondProcess.start(source.fileno(), plan, sealing, claims)
+        try:
+            with AtomicOutput(out_path) as sink:
+                writer = HashingWriter(sink)
+                try:
+                    for piece in output:
+                        writer.write(piece)
+                    while zero.left:
+                        writer.write(await encryptor.feed(zero.read(CHUNK_BYTES)))
+                    if not encryptor.between_persons():
+                        raise SegmentsDisagree()
+                    segments = _InFileOrder(source.fileno(), plan, sealing, second, claims,
+                                            encryptor.next_lopenummer - 1)
+                    await _append_segments(encryptor, writer, segments, 1 + zero.newlines)
+                    second.close()
+                    try:  # sound after the checks above: a fault here would be the plan's
+                        writer.write(await encryptor.feed(_CLOSING))
+                        writer.write(await encryptor.finish())
+                    except IplosFault:
+                        raise SegmentsDisagree() from None
+                    encryptor.summary.sha256 = writer.finish()
+                finally:
+                    writer.stop()  # before AtomicOutput closes (or removes) the file
+        except OSError:  # reading faults are IplosFaults already; this is the output side
+            raise OutputNotWritable() from None
+        finally:
+            second.close()
     finally:
-        second.close()
+        claims.close()
     return encryptor.summary
 
 
 async def _append_segments(
-    encryptor: MessageEncryptor,
-    writer: HashingWriter,
-    fd: int,
-    plan: SegmentPlan,
-    sealing: RecordSealing,
-    second: SecondProcess,
-    line: int,
+    encryptor: MessageEncryptor, writer: HashingWriter, segments: _InFileOrder, line: int
 ) -> None:
-    """Segments 1, 2, … into the TPF layer: the even ones sealed here, the odd ones taken from
-    the second process, each checked to start at the next løpenummer. ``line``: the line
-    segment 1 starts on (a segment counts its check digit lines from its own start)."""
-    for segment in plan.segments[1:]:
-        number = encryptor.next_lopenummer
-        sealed: SealedSegment
-        if segment.main:
-            sealed = SegmentSealer(fd, segment, plan.codec, number, sealing)
-        else:
-            sealed = second.segment(segment.index)
-        if sealed.first_number != number:  # the child counted other persons before it
+    """Segments 1, 2, … into the TPF layer, each checked to start at the next løpenummer.
+    ``line``: the line segment 1 starts on (a segment counts its check digit lines from its
+    own start)."""
+    for sealed in segments:
+        if sealed.first_number != encryptor.next_lopenummer:  # counted other persons before it
             raise SegmentsDisagree()
         for batch in sealed.batches():
             lines = [line - 1 + n for n in batch.bad_check_digit_lines]
@@ -252,6 +251,67 @@ async def _append_segments(
             # anything that suspends.
             await asyncio.sleep(0)
         line += sealed.newlines
+
+
+class _InFileOrder:
+    """Segments 1, 2, … in file order, each sealed here or in the second process, whichever
+    claimed it. Before waiting for one of the second process's, this process claims and seals
+    a later one itself (at most ``SEALED_AHEAD``), so neither process sits idle."""
+
+    def __init__(
+        self,
+        fd: int,
+        plan: SegmentPlan,
+        sealing: RecordSealing,
+        second: SecondProcess,
+        claims: SegmentClaims,
+        segment_zero_persons: int,
+    ) -> None:
+        self._fd = fd
+        self._plan = plan
+        self._sealing = sealing
+        self._second = second
+        self._claims: SegmentClaims | None = claims
+        self._before = PersonsBefore(fd, plan)
+        self._before.read(0, segment_zero_persons)
+        self._ahead: dict[int, _SealedHere] = {}
+
+    def __iter__(self) -> Iterator[SealedSegment]:
+        for index in range(1, len(self._plan.segments)):
+            while index not in self._ahead and self._seal_ahead(index):
+                pass
+            here = self._ahead.pop(index, None)
+            yield here if here is not None else self._second.segment(index)
+
+    def _seal_ahead(self, index: int) -> bool:
+        """Claim and seal the next free segment here, unless segment ``index`` (the next one
+        due) has arrived from the second process, enough are sealed ahead, or none is left."""
+        if self._claims is None or len(self._ahead) >= SEALED_AHEAD or self._second.arrived(index):
+            return False
+        claimed = self._claims.claim()
+        if claimed is None:
+            self._claims = None
+            return False
+        segment = self._plan.segments[claimed]
+        first = self._before.upto(claimed) + 1
+        sealer = SegmentSealer(self._fd, segment, self._plan.codec, first, self._sealing)
+        batches = list(sealer.batches())
+        self._before.read(claimed, sum(b.persons for b in batches))
+        self._ahead[claimed] = _SealedHere(first, sealer.newlines, batches)
+        return True
+
+
+class _SealedHere:
+    """A segment sealed here ahead of its turn (``SealedSegment``)."""
+
+    def __init__(self, first_number: int, newlines: int, batches: list[SealedPersons]) -> None:
+        self.first_number = first_number
+        self.newlines = newlines
+        self._batches = batches
+
+    def batches(self) -> Iterator[SealedPersons]:
+        yield from self._batches
+        self._batches = []
 
 
 class _SegmentZero:

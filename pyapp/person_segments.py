@@ -1,15 +1,17 @@
 """The persons of an IPLOS file cut into segments, for ``ipis encrypt`` on two processes.
 
 Native only (the page reads on one thread). The file is cut at ``<Person>`` tags found by a
-plain byte search near planned offsets; the segments alternate between the main process
-(even ones: segment 0 holds the header and is read by ``MessageEncryptor`` itself) and the
-second process (odd ones). Each later segment is read by a reader of its own
-(``IplosReader.for_persons_segment``) and its persons are numbered and sealed there
-(``SegmentSealer``); the main process puts the results into the TPF layer in file order.
+plain byte search near planned offsets. Segment 0 holds the header and is read by the main
+process's ``MessageEncryptor``; every later segment is claimed by whichever process is free
+first (``SegmentClaims``: the kernel hands each index out once, in file order), so neither
+process waits while the other still has work, whatever their speeds. A claimed segment is
+read by a reader of its own (``IplosReader.for_persons_segment``) and its persons are numbered
+and sealed there (``SegmentSealer``); the main process puts the results into the TPF layer in
+file order.
 
 A cut is only trusted when both sides of it agree: the segment before it ends between persons
 (``IplosReader.between_persons``), the segment after it parses as whole persons, and the
-numbers the second process gave (counted from ``<Person>`` tags in the raw bytes before it)
+numbers a segment was given (counted from ``<Person>`` tags in the raw bytes before it)
 follow the persons actually read. Anything else, a fault included, raises ``SegmentsDisagree``
 and the caller reads the whole file again on one process, which finds the first fault in file
 order with its exact message and line: the segments' own faults are never shown.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import compress
@@ -45,6 +48,12 @@ class SegmentsDisagree(Exception):
     """A cut or a segment is not what the plan assumed (or holds a fault): read on one process."""
 
 
+# At most this many segments, so that every index fits in the claims pipe at once (4 bytes
+# each; Linux's default pipe holds 64 KiB): a larger file gets larger segments.
+MAX_SEGMENTS = 16_000
+_INDEX = struct.Struct("<I")
+
+
 @dataclass(frozen=True)
 class SegmentSizes:
     """Where to cut. Measured on the 2-core reference machine (bench/bench_encrypt.py):
@@ -52,19 +61,14 @@ class SegmentSizes:
 
     min_file_bytes: int
     first_bytes: int  # segment 0: the header and the first persons, read by the main process
-    main_bytes: int  # each later segment of the main process
-    second_bytes: int  # each segment of the second process
+    segment_bytes: int  # each later segment, claimed by either process
 
 
 @dataclass(frozen=True)
 class Segment:
-    index: int  # even: the main process's; odd: the second process's
+    index: int  # 0: the header and the first persons; later ones are claimed
     start: int  # byte offset in the file: a <Person> tag (segment 0: the file's start)
     end: int | None  # the next segment's start; None for the last one: to the file's end
-
-    @property
-    def main(self) -> bool:
-        return self.index % 2 == 0
 
 
 @dataclass(frozen=True)
@@ -105,15 +109,88 @@ def plan_segments(fd: int, sizes: SegmentSizes) -> SegmentPlan | None:
     if codec not in CUTTABLE_CODECS:
         return None
     starts = [0]
+    step = max(sizes.segment_bytes, status.st_size // (MAX_SEGMENTS - 1) + 1)
     target = max(sizes.first_bytes, SNIFF_BYTES)  # the reader parses nothing before that
     while (found := _person_start(fd, target, status.st_size)) is not None:
         starts.append(found)
-        target = found + (sizes.second_bytes if len(starts) % 2 == 0 else sizes.main_bytes)
+        target = found + step
     if len(starts) < 2:
         return None
     ends: list[int | None] = [*starts[1:], None]
     segments = tuple(Segment(i, s, e) for i, (s, e) in enumerate(zip(starts, ends, strict=True)))
     return SegmentPlan(codec, segments)
+
+
+class SegmentClaims:
+    """Which process reads which segment: the indices 1, 2, … wait in a pipe, and ``claim``
+    takes the next one. A read of four bytes from a pipe is atomic, so the kernel settles
+    who gets each index, in file order, with no lock. Made before the fork, with the write
+    end closed: once every index is taken, ``claim`` finds the pipe's end at once."""
+
+    def __init__(self, read_end: int) -> None:
+        self._read_end = read_end
+
+    @classmethod
+    def open(cls, plan: SegmentPlan) -> SegmentClaims:
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:
+            raise SegmentsDisagree() from None
+        try:
+            indices = b"".join(_INDEX.pack(s.index) for s in plan.segments[1:])
+            if os.write(write_end, indices) != len(indices):  # within MAX_SEGMENTS: never short
+                raise SegmentsDisagree()
+        except OSError:
+            os.close(read_end)
+            raise SegmentsDisagree() from None
+        finally:
+            os.close(write_end)
+        return cls(read_end)
+
+    def claim(self) -> int | None:
+        """The next segment's index, or None when every one is taken."""
+        try:
+            taken = os.read(self._read_end, _INDEX.size)
+        except OSError:
+            raise SegmentsDisagree() from None
+        if not taken:
+            return None
+        if len(taken) != _INDEX.size:
+            raise SegmentsDisagree()
+        (index,) = _INDEX.unpack(taken)
+        return int(index)
+
+    def close(self) -> None:
+        if self._read_end >= 0:
+            os.close(self._read_end)
+            self._read_end = -1
+
+
+class PersonsBefore:
+    """The persons before a claimed segment, so its first gets the right løpenummer: those of
+    the segments this process read itself, and ``<Person>`` tags counted in the raw bytes of
+    the others (checked in the end: the main process compares each segment's first number
+    with the persons actually read before it)."""
+
+    def __init__(self, fd: int, plan: SegmentPlan) -> None:
+        self._fd = fd
+        self._segments = plan.segments
+        self._counted = 0  # segments [0, _counted) are in ``persons``
+        self.persons = 0
+
+    def upto(self, index: int) -> int:
+        """Persons in segments ``[0, index)``, counting those not read here."""
+        for segment in self._segments[self._counted : index]:
+            self.persons += count_persons(self._fd, segment)
+        self._counted = max(self._counted, index)
+        return self.persons
+
+    def read(self, index: int, persons: int) -> None:
+        """Segment ``index``, the next one after ``upto(index)``, was read here: ``persons``."""
+        if index != self._counted:
+            raise SegmentsDisagree()
+        self.persons += persons
+        self._counted = index + 1
 
 
 def count_persons(fd: int, segment: Segment) -> int:

@@ -1,6 +1,8 @@
-"""``ipis encrypt``'s second process: it encrypts the odd segments of the persons
-(person_segments.py) while the main process reads the even ones, and sends them back through a
-pipe in file order. Native only: the page runs on one thread and never imports this.
+"""``ipis encrypt``'s second process: it claims segments of the persons (person_segments.py)
+as the main process does, encrypts them, and sends them back through a pipe in file order. A
+thread of the main process reads that pipe as it fills, so the main process knows which of the
+child's segments have arrived whole and can take them without waiting. Native only: the page
+runs on one thread and never imports this.
 
 Why a process and not a thread: of the ~1.4 s of CPU ``ipis encrypt`` spends on 50 MB, only
 0.1-0.15 s releases the GIL (hashing, writing, the TPF layer's AES-GCM); sealing the persons on
@@ -31,11 +33,12 @@ from typing import BinaryIO, NoReturn
 
 from .message import RecordSealing
 from .person_segments import (
+    PersonsBefore,
     SealedPersons,
+    SegmentClaims,
     SegmentPlan,
     SegmentsDisagree,
     SegmentSealer,
-    count_persons,
 )
 
 # Frames from the child, each a header of four numbers and what it announces:
@@ -43,27 +46,35 @@ from .person_segments import (
 # _BATCH   (persons, check digit lines, TPF bytes), then the lines and the persons' TPF XML
 # _END     (segment index, line feeds in the segment, 0)
 # _DISAGREE: the child's segments disagree with the plan (a fault, say); its last frame
+# _DONE:   every segment is claimed, the child has sent all of its own; its last frame
 _FRAME = struct.Struct("<BQQQ")
-_START, _BATCH, _END, _DISAGREE = 1, 2, 3, 4
+_START, _BATCH, _END, _DISAGREE, _DONE = 1, 2, 3, 4, 5
 _LINE = "Q"  # array typecode of a line number
 _LINE_BYTES = array(_LINE).itemsize
-# Batches sealed ahead of the main process at most (about 0.4 MB each): they wait in the
-# child's memory while the main process reads its own segment.
+# Batches sealed ahead of the main process at most (about 0.25 MB each), in the child and
+# again in the main process's reading thread: memory stays flat whoever is faster.
 QUEUED_BATCHES = 24
 PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size; the default 64 KB means more switches
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_PUT_WAIT_SECONDS = 0.05  # how often a full queue's writer looks whether it should stop
+
+# What the parent's reading thread queues: a frame's kind and numbers, or a batch.
+_Item = tuple[int, int, int] | SealedPersons
 
 
 class SecondProcess:
-    """The parent's handle on the child: its segments in order, and its end."""
+    """The parent's handle on the child: its segments in file order, and its end."""
 
-    def __init__(self, pid: int, frames: _Frames) -> None:
+    def __init__(self, pid: int, frames: _FrameReader) -> None:
         self.pid = pid
         self._frames = frames
 
     @classmethod
-    def start(cls, fd: int, plan: SegmentPlan, sealing: RecordSealing) -> SecondProcess:
-        """Fork the child for the odd segments of ``plan`` (the data file open as ``fd``)."""
+    def start(
+        cls, fd: int, plan: SegmentPlan, sealing: RecordSealing, claims: SegmentClaims
+    ) -> SecondProcess:
+        """Fork the child, which claims segments of ``plan`` (the data file open as ``fd``)
+        from ``claims`` until none is left."""
         try:
             read_end, write_end = os.pipe()
         except OSError:
@@ -72,7 +83,6 @@ class SecondProcess:
             import fcntl
 
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        last_index = max(s.index for s in plan.segments if not s.main)  # there is one: >= 2
         # Ctrl-C between the fork and the child's SIG_IGN would raise in the child: blocked
         # until then (in the parent, it is delivered once the child is in hand).
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -85,35 +95,40 @@ class SecondProcess:
                 os.close(write_end)
                 raise SegmentsDisagree() from None
             if pid == 0:
-                _child(parent, fd, read_end, write_end, plan, sealing, mask)
+                _child(parent, fd, read_end, write_end, plan, sealing, claims, mask)
             os.close(write_end)
-            return cls(pid, _Frames(os.fdopen(read_end, "rb"), last_index))
+            return cls(pid, _FrameReader(os.fdopen(read_end, "rb")))
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
+    def arrived(self, index: int) -> bool:
+        """Whether the child's segment ``index`` (one it claimed) has arrived whole, or the
+        child has stopped: taking it then does not wait for the child."""
+        return self._frames.last_ended >= index or self._frames.stopped
+
     def segment(self, index: int) -> ChildSegment:
         """Segment ``index``, the child's next: its batches follow."""
-        kind, got, first, _ = self._frames.next()
-        if kind != _START or got != index:
+        item = self._frames.next()
+        if isinstance(item, SealedPersons) or item[:2] != (_START, index):
             raise SegmentsDisagree()
-        return ChildSegment(self._frames, index, first)
+        return ChildSegment(self._frames, index, item[2])
 
     def close(self) -> None:
         """Reap the child; kill it first when it is still at work (the run ended early)."""
         if self.pid == 0:
             return
-        self._frames.close()  # a child still writing gets EPIPE
-        if not self._frames.done:
+        if not self._frames.child_done:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+        self._frames.close()  # the pipe's end comes once the child is gone
         os.waitpid(self.pid, 0)
         self.pid = 0
 
 
 class ChildSegment:
-    """A segment of the child's, read from the pipe batch by batch (``SealedSegment``)."""
+    """A segment of the child's, taken from the pipe batch by batch (``SealedSegment``)."""
 
-    def __init__(self, frames: _Frames, index: int, first_number: int) -> None:
+    def __init__(self, frames: _FrameReader, index: int, first_number: int) -> None:
         self.first_number = first_number
         self.newlines = 0
         self._frames = frames
@@ -121,48 +136,84 @@ class ChildSegment:
 
     def batches(self) -> Iterator[SealedPersons]:
         while True:
-            kind, a, b, c = self._frames.next()
-            if kind == _BATCH:
-                yield self._frames.batch(a, b, c)
-            elif kind == _END and a == self._index:
-                self.newlines = b
-                # after its last segment, the child ends by itself
-                self._frames.done = self._index == self._frames.last_index
+            item = self._frames.next()
+            if isinstance(item, SealedPersons):
+                yield item
+            elif item[:2] == (_END, self._index):
+                self.newlines = item[2]
                 return
             else:
                 raise SegmentsDisagree()
 
 
-class _Frames:
-    """The parent's end of the pipe: the child's frames, and whether it sent its last."""
+class _FrameReader:
+    """The parent's end of the pipe, read by a thread of its own as the child writes, so
+    ``last_ended`` tells which segments have arrived whole (the pipe read releases the GIL)."""
 
-    def __init__(self, pipe: BinaryIO, last_index: int) -> None:
-        self.last_index = last_index  # the child's last segment
-        self.done = False  # the child sent its last frame and is ending by itself
+    def __init__(self, pipe: BinaryIO) -> None:
+        self.last_ended = 0  # the index of the child's last segment that arrived whole
+        self.stopped = False  # no more frames will come: the child ended, or disagreed
+        self.child_done = False  # the child sent its last frame and is ending by itself
         self._pipe = pipe
+        self._items: queue.Queue[_Item | None] = queue.Queue(maxsize=QUEUED_BATCHES)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ipis-second", daemon=True)
+        self._thread.start()
 
-    def next(self) -> tuple[int, int, int, int]:
-        kind, a, b, c = _FRAME.unpack(self._read(_FRAME.size))
-        if kind == _DISAGREE:
-            self.done = True  # its last frame
+    def next(self) -> _Item:
+        """The next frame or batch; ``SegmentsDisagree`` once there is none."""
+        item = self._items.get()
+        if item is None:
+            self._items.put(None)  # for any later call: still the end
             raise SegmentsDisagree()
-        return kind, a, b, c
-
-    def batch(self, persons: int, lines: int, size: int) -> SealedPersons:
-        line_bytes = self._read(lines * _LINE_BYTES)
-        return SealedPersons(persons, array(_LINE, line_bytes).tolist(), self._read(size))
+        return item
 
     def close(self) -> None:
+        """Stop the thread (after the child ended or was killed) and close the pipe."""
+        self._closing.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._items.get_nowait()  # a thread waiting to put gets its place
+            self._thread.join(_PUT_WAIT_SECONDS)
         self._pipe.close()
 
-    def _read(self, size: int) -> bytes:
+    def _run(self) -> None:
         try:
-            data = self._pipe.read(size)
-        except OSError:
-            raise SegmentsDisagree() from None
+            while (item := self._read_item()) is not None and self._put(item):
+                pass
+        except (OSError, SegmentsDisagree):
+            pass
+        finally:
+            self.stopped = True
+            self._put(None)  # the end, after everything that came before it
+
+    def _read_item(self) -> _Item | None:
+        kind, a, b, c = _FRAME.unpack(self._read(_FRAME.size))
+        if kind == _BATCH:
+            lines = array(_LINE, self._read(b * _LINE_BYTES)).tolist()
+            return SealedPersons(a, lines, self._read(c))
+        if kind in (_DISAGREE, _DONE):
+            self.child_done = True  # its last frame
+            return None
+        return kind, a, b
+
+    def _put(self, item: _Item | None) -> bool:
+        """Queue ``item``, waiting while the queue is full; False when closing."""
+        while not self._closing.is_set():
+            try:
+                self._items.put(item, timeout=_PUT_WAIT_SECONDS)
+            except queue.Full:
+                continue
+            if isinstance(item, tuple) and item[0] == _END:
+                self.last_ended = item[1]
+            return True
+        return False
+
+    def _read(self, size: int) -> bytes:
+        data = self._pipe.read(size)
         if len(data) != size:
-            self.done = True  # the child ended (or was killed) before sending it
-            raise SegmentsDisagree()
+            raise SegmentsDisagree()  # the child ended (or was killed) before sending it
         return data
 
 
@@ -173,6 +224,7 @@ def _child(
     write_end: int,
     plan: SegmentPlan,
     sealing: RecordSealing,
+    claims: SegmentClaims,
     mask: set[int | signal.Signals],
 ) -> NoReturn:
     """The child's whole life: never returns into the parent's code, never runs exit handlers
@@ -184,7 +236,7 @@ def _child(
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(read_end)
         with os.fdopen(write_end, "wb") as pipe:
-            _serve(fd, pipe, plan, sealing)
+            _serve(fd, pipe, plan, sealing, claims)
         status = 0
     except BaseException:  # noqa: S110 - nothing to tell: the parent sees the pipe end
         pass
@@ -204,36 +256,53 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _serve(fd: int, pipe: BinaryIO, plan: SegmentPlan, sealing: RecordSealing) -> None:
-    """Seal the odd segments in order; a sender thread writes the frames, so the next batches
-    are sealed while the parent still reads its own segment."""
+def _serve(
+    fd: int, pipe: BinaryIO, plan: SegmentPlan, sealing: RecordSealing, claims: SegmentClaims
+) -> None:
+    """Seal the segments this process claims, in order; a sender thread writes the frames, so
+    the next batches are sealed while the parent still works on its own segment."""
     outgoing: queue.Queue[tuple[bytes, ...] | None] = queue.Queue(maxsize=QUEUED_BATCHES)
     failed = threading.Event()
     sender = threading.Thread(target=_send, args=(pipe, outgoing, failed), daemon=True)
     sender.start()
     try:
-        persons_before = 0
-        last = max(s.index for s in plan.segments if not s.main)
-        for segment in plan.segments[: last + 1]:
-            if segment.main:  # the parent's: only counted, for the numbers that follow
-                persons_before += count_persons(fd, segment)
-                continue
-            sealer = SegmentSealer(fd, segment, plan.codec, persons_before + 1, sealing)
-            outgoing.put((_FRAME.pack(_START, segment.index, sealer.first_number, 0),))
-            for batch in sealer.batches():
-                if failed.is_set():
-                    return
-                lines = array(_LINE, batch.bad_check_digit_lines).tobytes()
-                header = _FRAME.pack(_BATCH, batch.persons, len(batch.bad_check_digit_lines),
-                                     len(batch.tpf_xml))
-                outgoing.put((header, lines, batch.tpf_xml))
-                persons_before += batch.persons
-            outgoing.put((_FRAME.pack(_END, segment.index, sealer.newlines, 0),))
+        before = PersonsBefore(fd, plan)
+        while (index := claims.claim()) is not None:
+            if not _seal_claimed(fd, plan, sealing, index, before, outgoing, failed):
+                return
+        outgoing.put((_FRAME.pack(_DONE, 0, 0, 0),))
     except SegmentsDisagree:
         outgoing.put((_FRAME.pack(_DISAGREE, 0, 0, 0),))
     finally:
         outgoing.put(None)
         sender.join()
+
+
+def _seal_claimed(
+    fd: int,
+    plan: SegmentPlan,
+    sealing: RecordSealing,
+    index: int,
+    before: PersonsBefore,
+    outgoing: queue.Queue[tuple[bytes, ...] | None],
+    failed: threading.Event,
+) -> bool:
+    """Seal segment ``index`` and queue its frames; False when the parent stopped listening."""
+    segment = plan.segments[index]
+    sealer = SegmentSealer(fd, segment, plan.codec, before.upto(index) + 1, sealing)
+    outgoing.put((_FRAME.pack(_START, index, sealer.first_number, 0),))
+    persons = 0
+    for batch in sealer.batches():
+        if failed.is_set():
+            return False
+        lines = array(_LINE, batch.bad_check_digit_lines).tobytes()
+        header = _FRAME.pack(_BATCH, batch.persons, len(batch.bad_check_digit_lines),
+                             len(batch.tpf_xml))
+        outgoing.put((header, lines, batch.tpf_xml))
+        persons += batch.persons
+    before.read(index, persons)
+    outgoing.put((_FRAME.pack(_END, index, sealer.newlines, 0),))
+    return True
 
 
 def _send(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import json
 import os
 import pathlib
@@ -17,7 +18,9 @@ import re
 import signal
 import subprocess
 import sys
+import termios
 import time
+from array import array
 from collections.abc import Iterator
 
 import pytest
@@ -34,7 +37,7 @@ from ipis_testlib import (
 )
 
 from ipis_core import encrypt_file as encrypt_module
-from ipis_core import person_segments
+from ipis_core import person_segments, second_process
 from ipis_core.demo_data import document_bytes
 from ipis_core.encrypt_file import SEGMENT_SIZES, encrypt_file
 from ipis_core.faults import IplosFault
@@ -45,11 +48,11 @@ from ipis_core.second_process import SecondProcess
 FAULTS = json.loads((VECTORS / "iplos" / "faults.json").read_text(encoding="utf-8"))
 VALID = json.loads((VECTORS / "iplos" / "valid.json").read_text(encoding="utf-8"))
 
-ONE_PROCESS = SegmentSizes(min_file_bytes=1 << 62, first_bytes=1, main_bytes=1, second_bytes=1)
+ONE_PROCESS = SegmentSizes(min_file_bytes=1 << 62, first_bytes=1, segment_bytes=1)
 CUTS = {
-    "every person": SegmentSizes(min_file_bytes=0, first_bytes=1, main_bytes=1, second_bytes=1),
-    "uneven": SegmentSizes(min_file_bytes=0, first_bytes=700, main_bytes=900, second_bytes=1300),
-    "large second": SegmentSizes(min_file_bytes=0, first_bytes=1, main_bytes=1, second_bytes=5000),
+    "every person": SegmentSizes(min_file_bytes=0, first_bytes=1, segment_bytes=1),
+    "uneven": SegmentSizes(min_file_bytes=0, first_bytes=700, segment_bytes=1300),
+    "large segments": SegmentSizes(min_file_bytes=0, first_bytes=1, segment_bytes=5000),
 }
 
 
@@ -232,13 +235,74 @@ def test_odd_shapes_at_the_cuts_decrypt_the_same(runner, keys, shape, cuts) -> N
     assert_same(one, two, keys)
 
 
-def test_a_count_the_second_process_gets_wrong_reads_again(runner, keys) -> None:
-    """A tag in a comment of a main-process segment makes the second process number its
-    persons one too high: the main process sees it and reads the file again."""
+def _claims_left(claims: person_segments.SegmentClaims) -> int:
+    """Bytes of indices still waiting in the claims pipe (FIONREAD)."""
+    left = array("i", [0])
+    fcntl.ioctl(claims._read_end, termios.FIONREAD, left)
+    return left[0]
+
+
+@pytest.fixture
+def child_claims_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the second process is started, this process waits until it has claimed segment 1,
+    so who reads which segment is known (it is a race otherwise)."""
+    real_start = SecondProcess.start.__func__  # type: ignore[attr-defined]
+
+    def start(cls, fd, plan, sealing, claims):  # type: ignore[no-untyped-def]
+        second = real_start(cls, fd, plan, sealing, claims)
+        deadline = time.monotonic() + 60
+        while _claims_left(claims) == 4 * (len(plan.segments) - 1):
+            assert time.monotonic() < deadline, "the second process claimed nothing"
+            time.sleep(0.001)
+        return second
+
+    monkeypatch.setattr(SecondProcess, "start", classmethod(start))
+
+
+def _segment_of(text: bytes, offset: int, sizes: SegmentSizes) -> int:
+    with open(os.memfd_create("plan"), "w+b") as handle:
+        handle.write(text)
+        handle.flush()
+        plan = plan_segments(handle.fileno(), sizes)
+    assert plan is not None
+    return next(s.index for s in plan.segments if s.end is None or offset < s.end)
+
+
+def test_a_count_the_second_process_gets_wrong_reads_again(runner, keys,
+                                                          child_claims_first) -> None:
+    """A tag in a comment of segment 0 (always the main process's) makes the second process,
+    which only counts the tags there, number segment 1's persons one too high: the main process
+    sees it and reads the file again."""
     text = document([person(FNR[0]), "    <!-- <Person> -->\n" + person(FNR[1]),
-                     person(FNR[2]), person(FNR[3])])
-    two = runner(text.encode(), CUTS["every person"])
-    assert_same(runner(text.encode(), ONE_PROCESS), two, keys)
+                     person(FNR[2]), person(FNR[3])]).encode()
+    assert _segment_of(text, text.index(b"<!-- <Person>"), CUTS["every person"]) == 0
+    two = runner(text, CUTS["every person"])
+    assert_same(runner(text, ONE_PROCESS), two, keys)
+    assert two.whole_reads == 1 and len(two.children) == 1
+
+
+def test_a_count_the_main_process_gets_wrong_reads_again(runner, keys, child_claims_first,
+                                                        monkeypatch) -> None:
+    """The same the other way round: the second process is slow in segment 1, which holds a
+    tag in a comment, so the main process claims segment 2 and numbers it from its count of
+    segment 1's tags, one too high. Its own check finds that, and the file is read again."""
+    real_seal = second_process._seal_claimed
+
+    def slow_seal(*args):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)  # in the child only: the parent never calls it
+        return real_seal(*args)
+
+    monkeypatch.setattr(second_process, "_seal_claimed", slow_seal)
+    sizes = SegmentSizes(min_file_bytes=0, first_bytes=1, segment_bytes=1)
+    persons = [person(FNR[i % 4]) for i in range(8)]
+    text = document(persons).encode()
+    first_cut = text.index(b"<Person>", 1024)
+    comment = b"    <!-- <Person> -->\n"
+    at = text.index(b"    <Person>", first_cut + 1)  # inside segment 1, before its last person
+    text = text[:at] + comment + text[at:]
+    assert _segment_of(text, at, sizes) == 1
+    two = runner(text, sizes)
+    assert_same(runner(text, ONE_PROCESS), two, keys)
     assert two.whole_reads == 1 and len(two.children) == 1
 
 
@@ -294,7 +358,7 @@ def test_a_cut_inside_a_comment_where_the_counts_agree(runner, keys) -> None:
     text = document([spaced, hidden, person(FNR[3])]).encode()
     cut = text.index(b"<Person><Fodselsnummer>")
     assert cut > 1024  # the first cut: the reader parses nothing before 1024 bytes
-    first = SegmentSizes(min_file_bytes=0, first_bytes=cut, main_bytes=1, second_bytes=1)
+    first = SegmentSizes(min_file_bytes=0, first_bytes=cut, segment_bytes=1)
     one, two = runner(text, ONE_PROCESS), runner(text, first)
     assert_same(one, two, keys)
     assert one.summary is not None and one.summary.persons == 3
@@ -346,7 +410,7 @@ def test_a_second_process_that_dies_is_read_around(runner, keys, monkeypatch) ->
 
 
 HANGING_CHILD = '''
-import asyncio, sys, threading
+import asyncio, os, pathlib, sys, threading, time
 from ipis_core import second_process
 from ipis_core.encrypt_file import encrypt_file
 from ipis_core.faults import IplosFault
@@ -354,39 +418,50 @@ from ipis_core.person_segments import SegmentSizes
 sys.path.insert(0, sys.argv[4])
 from ipis_testlib import CONTACT, TODAY
 
+marker = pathlib.Path(sys.argv[5])
+
 def hang(*args):  # the child's segments never end
+    marker.write_text("hanging")
     threading.Event().wait()
 
-second_process.encrypt_segment = hang  # before the fork: the child's, not this process's
+second_process._seal_claimed = hang  # before the fork: the child's, not this process's
 real_start = second_process.SecondProcess.start.__func__
 
 def start(cls, *args):
-    print("started")
-    return real_start(cls, *args)
+    second = real_start(cls, *args)
+    deadline = time.monotonic() + 60
+    while not marker.exists():  # the child is stuck before this process reads on
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    print("started and hanging")
+    return second
 
 second_process.SecondProcess.start = classmethod(start)
 try:
     asyncio.run(encrypt_file(sys.argv[1], sys.argv[2], sys.argv[3], CONTACT, TODAY,
-                             SegmentSizes(0, 120_000, 1, 1)))
+                             SegmentSizes(0, 120_000, 1)))
 except IplosFault as fault:
     print(fault.message)
 '''
 
 
 def test_a_second_process_that_hangs_is_killed(tmp_path, key_file_path) -> None:
-    """A fault in the main process's first segment while the child is stuck: the run ends
-    with the fault and the child is killed (without the kill, this run would never end)."""
+    """A fault in the main process's first segment while the child is stuck in a segment of
+    its own: the run ends with the fault and the child is killed (without the kill, this run
+    would never end)."""
     persons = [person(FNR[i % 4]) for i in range(600)]  # about 150 kB
     # after the bytes read before the fork (64 kB), before the first cut (120 kB)
     persons[350] = persons[350].replace("</Husstand>", "</Hustand>")
     (tmp_path / "data.xml").write_text(document(persons), encoding="utf-8")
+    marker = tmp_path.parent / f"{tmp_path.name}-hanging"
     result = subprocess.run(
         [sys.executable, "-c", HANGING_CHILD, str(tmp_path / "data.xml"),
-         str(tmp_path / "k.xml"), str(key_file_path), str(pathlib.Path(__file__).parent)],
+         str(tmp_path / "k.xml"), str(key_file_path), str(pathlib.Path(__file__).parent),
+         str(marker)],
         capture_output=True, text=True, timeout=300)
+    assert result.stdout.startswith("started and hanging\n"), result.stdout
     assert "\nFeil i innholdet i IPLOS filen: Starten på feltet Husstand" in result.stdout
     assert result.stderr == ""
-    assert "started" in result.stdout  # the child existed when the fault was found
     assert sorted(os.listdir(tmp_path)) == ["data.xml"]
 
 
