@@ -52,9 +52,7 @@ _PLAIN_RUN_RE = re.compile(
 _NOT_ELEMENT_RE = re.compile(rb"<[!?]")
 # Indentation: whitespace holding a line break between '>' and '<'. A single space, as in
 # <Navn> </Navn>, is data and stays. Sound on fast-path data only, where every '>' ends a tag.
-_INDENTATION_RE = re.compile(rb">[ \t\r]*\n\s*<")
-_INDENTATION_FORM_RE = re.compile(rb">([ \t\r]*\n\s*)<")
-_INDENTATION_SAMPLE = 4096
+_INDENTATION_RE = re.compile(rb">[ \t\r]*+\n\s*+<")
 # Joins the data of a run of persons for one substitution: NUL never occurs in XML.
 _RUN_SEPARATOR = b"<\x00>"
 _NOT_TEXT_RE = re.compile(rb"(?:\s++|<!--.*?-->|<\?.*?\?>)*+", re.DOTALL)
@@ -265,12 +263,8 @@ class PersonScanner:
 def _without_indentation(xml: bytes) -> bytes:
     """``xml`` without indentation: whitespace holding a line break between '>' and '<'.
 
-    Sound on plain data only, where every '>' ends a tag. The forms of indentation seen first
-    are removed by ``bytes.replace`` (at C speed, far cheaper than a regular expression's
-    substitution per match); any line break left then goes by the regular expression."""
-    forms = set(_INDENTATION_FORM_RE.findall(xml, 0, _INDENTATION_SAMPLE))
-    for form in sorted(forms, key=len, reverse=True):
-        xml = xml.replace(b">" + form + b"<", b"><")
-    if b"\n" in xml:
-        xml = _INDENTATION_RE.sub(b"><", xml)
-    return xml
+    Sound on plain data only, where every '>' ends a tag. One substitution by a regular
+    expression with possessive quantifiers: over the 50 MB demo file's persons (three depths of
+    indentation) it takes 0.16 s on Python 3.11, where a ``bytes.replace`` pass for each form
+    of indentation took 0.20 s (bench/explore_indentation.py)."""
+    return _INDENTATION_RE.sub(b"><", xml)

@@ -102,9 +102,9 @@ class SecondProcess:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def arrived(self, index: int) -> bool:
-        """Whether the child's segment ``index`` (one it claimed) has arrived whole, or the
-        child has stopped: taking it then does not wait for the child."""
-        return self._frames.last_ended >= index or self._frames.stopped
+        """Whether segment ``index`` has arrived whole from the child: taking it then does not
+        wait. (One the child claimed but did not send, because it died, never arrives.)"""
+        return self._frames.last_ended >= index
 
     def segment(self, index: int) -> ChildSegment:
         """Segment ``index``, the child's next: its batches follow."""

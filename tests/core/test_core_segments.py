@@ -393,20 +393,44 @@ def test_interrupt_ends_the_second_process_and_leaves_nothing(runner, monkeypatc
     assert os.listdir(output_folder) == []  # the fixture checks that the child was reaped
 
 
-def test_a_second_process_that_dies_is_read_around(runner, keys, monkeypatch) -> None:
-    """Killed from outside (out of memory, say): the main process reads the file again."""
+def test_a_second_process_that_dies_is_read_around(runner, keys, monkeypatch,
+                                                   child_claims_first) -> None:
+    """Killed from outside (out of memory, say) with a segment claimed: the main process reads
+    the file again."""
     real_start = SecondProcess.start
+    real_seal = second_process._seal_claimed
+
+    def slow_seal(*args):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)  # in the child only: still at work on segment 1 when it is killed
+        return real_seal(*args)
 
     def start(*args):  # type: ignore[no-untyped-def]
-        second = real_start(*args)
+        second = real_start(*args)  # returns once the child has claimed segment 1
         os.kill(second.pid, signal.SIGKILL)
         return second
+
+    monkeypatch.setattr(second_process, "_seal_claimed", slow_seal)
 
     monkeypatch.setattr(SecondProcess, "start", start)
     text = document([person(FNR[i % 4]) for i in range(9)]).encode()
     two = runner(text, CUTS["every person"])
     assert_same(runner(text, ONE_PROCESS), two, keys)
     assert two.whole_reads == 1
+
+
+def test_a_second_process_that_claims_nothing_leaves_every_segment_here(runner, keys,
+                                                                        monkeypatch) -> None:
+    """A child that ends before it claims anything (it found no work, or died at once): this
+    process claims and seals every segment itself, with no second reading of the file."""
+
+    def serve_nothing(*args):  # type: ignore[no-untyped-def]
+        raise SystemExit(1)  # in the child only: _child exits with status 1
+
+    monkeypatch.setattr(second_process, "_serve", serve_nothing)
+    text = with_bad_check_digits(document_bytes(60, seed=4), 3)
+    two = runner(text, CUTS["every person"])
+    assert_same(runner(text, ONE_PROCESS), two, keys)
+    assert two.whole_reads == 0 and len(two.children) == 1
 
 
 HANGING_CHILD = '''
