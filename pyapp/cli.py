@@ -9,7 +9,6 @@ the seed's message for that form field rather than an argparse usage error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
@@ -35,10 +34,10 @@ def chosen_day(args: argparse.Namespace) -> dt.date:
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
-    from .encrypt_file import check_form, encrypt_file
+    from .encrypt_file import check_form, encrypt_file_now
 
     contact = check_form(args.data, args.out, args.keys, args.email, args.name, args.mobile)
-    summary = asyncio.run(encrypt_file(args.data, args.out, args.keys, contact, args.today))
+    summary = encrypt_file_now(args.data, args.out, args.keys, contact, args.today)
     sender = summary.sender
     assert sender is not None
     print(f"Antall personer: {summary.persons}")

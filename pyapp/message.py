@@ -14,7 +14,6 @@ Layers (threat model in docs/trusselmodell.md):
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 import datetime as dt
 import hashlib
@@ -27,7 +26,7 @@ from typing import cast
 
 from .clear_part import KEY_NAME, holds_fodselsnummer
 from .contact import Contact
-from .crypto import CryptoBackend, SealingStream
+from .crypto import CryptoBackend, PendingRecords, SealingStream
 from .faults import DataFileTooLarge, DataFileUnreadable, KeyFileInvalid
 from .keyfile import KeyFile, describe_key_file
 from .reader import Header, IplosReader, PersonRecord, Sender, escape_attribute
@@ -187,7 +186,7 @@ class MessageEncryptor:
         self._base64 = Base64Stream()
         self._batch: list[PersonRecord] = []
         self._numbered = 0  # persons already given a lopenummer
-        self._sealing: tuple[int, list[PersonRecord], asyncio.Future[list[bytes]]] | None = None
+        self._sealing: tuple[int, list[PersonRecord], PendingRecords] | None = None
         self._record_format = b'<Person lopenummer="%d">%s</Person>'
         self._appended_lines: list[int] = []  # check digit lines of appended persons
         self._sha256 = hashlib.sha256() if hash_output else None
@@ -371,9 +370,7 @@ class MessageEncryptor:
         first = self._numbered + 1
         self._numbered += len(batch)
         plaintexts = register_plaintexts(self._record_format, first, batch)
-        sealing = asyncio.ensure_future(
-            self._backend.seal_records(self._register_key, plaintexts)
-        )
+        sealing = self._backend.start_sealing(self._register_key, plaintexts)
         await self._write_sealed(out)
         self._sealing = (first, batch, sealing)
 

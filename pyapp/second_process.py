@@ -84,22 +84,27 @@ class SecondProcess:
 
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         # Ctrl-C between the fork and the child's SIG_IGN would raise in the child: blocked
-        # until then (in the parent, it is delivered once the child is in hand).
+        # until then. In the parent it is delivered once the child is in hand, and when it
+        # raises there (no DeferredInterrupt), the child is reaped before it propagates.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         parent = os.getpid()
         try:
-            try:
-                pid = os.fork()
-            except OSError:
-                os.close(read_end)
-                os.close(write_end)
-                raise SegmentsDisagree() from None
-            if pid == 0:
-                _child(parent, fd, read_end, write_end, plan, sealing, claims, mask)
-            os.close(write_end)
-            return cls(pid, _FrameReader(os.fdopen(read_end, "rb")))
-        finally:
+            pid = os.fork()
+        except OSError:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            os.close(read_end)
+            os.close(write_end)
+            raise SegmentsDisagree() from None
+        if pid == 0:
+            _child(parent, fd, read_end, write_end, plan, sealing, claims, mask)
+        os.close(write_end)
+        second = cls(pid, _FrameReader(os.fdopen(read_end, "rb")))
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # runs a Ctrl-C's handler
+        except BaseException:
+            second.close()
+            raise
+        return second
 
     def arrived(self, index: int) -> bool:
         """Whether segment ``index`` has arrived whole from the child: taking it then does not

@@ -8,8 +8,8 @@ browser crosses the Python/JavaScript boundary once per batch, not once per pers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Generator, Sequence
+from typing import Any, Protocol
 
 from ..rsakey import RsaPublicKey
 
@@ -28,6 +28,16 @@ class SealingStream(Protocol):
         ...
 
 
+class PendingRecords(Protocol):
+    """Records being sealed (``CryptoBackend.start_sealing``): await it for the results."""
+
+    def __await__(self) -> Generator[Any, None, list[bytes]]: ...
+
+    def cancel(self) -> bool:
+        """Stop the work if it can still be stopped (after a fault: nothing is written)."""
+        ...
+
+
 class CryptoBackend(Protocol):
     async def wrap_key(self, recipient: RsaPublicKey, content_key: bytes) -> bytes:
         """RSA-OAEP (SHA-256, MGF1-SHA-256) encryption of a content key."""
@@ -35,6 +45,11 @@ class CryptoBackend(Protocol):
 
     async def seal_records(self, content_key: bytes, plaintexts: Sequence[bytes]) -> list[bytes]:
         """AES-256-GCM each plaintext under a fresh random 12-byte IV: IV ‖ ciphertext ‖ tag."""
+        ...
+
+    def start_sealing(self, content_key: bytes, plaintexts: Sequence[bytes]) -> PendingRecords:
+        """``seal_records`` started now and awaited later: in the browser WebCrypto seals on
+        its own threads meanwhile; natively the work is done at once."""
         ...
 
     def open_stream(self, content_key: bytes) -> SealingStream:

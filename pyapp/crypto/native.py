@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from itertools import repeat
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -33,6 +34,22 @@ def seal_records_now(content_key: bytes, plaintexts: Sequence[bytes]) -> list[by
     return list(map(bytes.__add__, iv_list, ciphertexts))
 
 
+class SealedNow:
+    """Records already sealed, as ``start_sealing``'s awaitable: awaiting it never suspends,
+    so ``ipis encrypt`` runs its coroutines without an event loop (and without importing
+    asyncio, about 30 ms of every run)."""
+
+    def __init__(self, sealed: list[bytes]) -> None:
+        self._sealed = sealed
+
+    def __await__(self) -> Generator[Any, None, list[bytes]]:
+        return self._sealed
+        yield  # a generator that returns at once: the await never suspends
+
+    def cancel(self) -> bool:
+        return False  # nothing left to stop
+
+
 class NativeSealingStream:
     def __init__(self, content_key: bytes) -> None:
         self.iv = os.urandom(GCM_IV_BYTES)
@@ -54,6 +71,9 @@ class NativeBackend:
 
     async def seal_records(self, content_key: bytes, plaintexts: Sequence[bytes]) -> list[bytes]:
         return seal_records_now(content_key, plaintexts)
+
+    def start_sealing(self, content_key: bytes, plaintexts: Sequence[bytes]) -> SealedNow:
+        return SealedNow(seal_records_now(content_key, plaintexts))
 
     def open_stream(self, content_key: bytes) -> NativeSealingStream:
         return NativeSealingStream(content_key)

@@ -8,6 +8,7 @@ as copies (``to_js`` / ``to_bytes``); per-person records cross once per batch.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -93,6 +94,13 @@ class WebCryptoBackend:
         if offset != len(joined):
             raise RuntimeError("WebCrypto returned an unexpected length")
         return sealed
+
+    def start_sealing(
+        self, content_key: bytes, plaintexts: Sequence[bytes]
+    ) -> asyncio.Task[list[bytes]]:
+        """A task on Pyodide's event loop: Python reads and formats the next batch while the
+        sealer worker encrypts this one."""
+        return asyncio.ensure_future(self.seal_records(content_key, plaintexts))
 
     def open_stream(self, content_key: bytes) -> WebCryptoSealingStream:
         return WebCryptoSealingStream(content_key)
