@@ -16,22 +16,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import shutil
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from .running import Party, PartyFailed, bind, run_parties, setup_logging, stop_all
-from .settings import SettingInvalid, env_text
 
 if TYPE_CHECKING:
     from flask import Flask
 
     from .register.config import RegisterConfig
+    from .running import Party
     from .send.config import Config
     from .tpf.config import TpfConfig
+
+# What only running the servers needs (.running: logging, signals, threads; .settings) is
+# imported where it is used: the ``ipis`` command line composes this module's parser for every
+# command, ``ipis encrypt`` included, whose start-up should not pay for it.
 
 DEMO_FOLDER = "demonokler"  # the demo's stand-in for SSB's key generation: both private keys
 DEMO_STAFF_USER = "demo"
@@ -60,7 +60,9 @@ def _write_marker(instance: Path) -> None:
 def _configs(args: argparse.Namespace) -> tuple[Config, TpfConfig, RegisterConfig]:
     from .register.app import INTAKE_PREFIX as REGISTER_INTAKE
     from .register.config import RegisterConfig
+    from .running import PartyFailed
     from .send.config import Config, make_instance_dir
+    from .settings import SettingInvalid
     from .tpf.app import INTAKE_PREFIX as TPF_INTAKE
     from .tpf.config import TpfConfig
 
@@ -95,6 +97,8 @@ def _loopback(host: str) -> str:
 
 
 def _poll(variable: str, configured: float) -> float:
+    from .settings import env_text
+
     return configured if env_text(variable) else DEMO_POLL_SECONDS
 
 
@@ -106,6 +110,7 @@ def ensure_chain_keys(send: Config, tpf: TpfConfig, register: RegisterConfig) ->
     file, the TPF's keyring holds the TPF's private key and the register's the register's.
     Returns the lines to print."""
     import datetime as dt
+    import shutil
 
     from ipis_core.faults import IplosFault
     from ipis_core.keygen import KEY_FILE, generate_keys, write_keys
@@ -168,6 +173,7 @@ def _parties(args: argparse.Namespace, send_config: Config, tpf_config: TpfConfi
     from .register.app import create_app as register_app
     from .register.services import register_services
     from .register.worker import start_thread as register_worker
+    from .running import Party, PartyFailed, bind
     from .send.app import create_app as send_app
     from .send.outbox import start_thread as send_worker
     from .send.services import services
@@ -201,6 +207,9 @@ def _parties(args: argparse.Namespace, send_config: Config, tpf_config: TpfConfi
 
 def serve_chain(args: argparse.Namespace) -> int:
     """All three parties until Ctrl-C or SIGTERM; 1 with a message when one cannot start."""
+    import threading
+
+    from .running import PartyFailed, run_parties, setup_logging, stop_all
     from .send.commands import (
         DEMO_BYDELSNUMMER,
         DEMO_KOMMUNENUMMER,
@@ -261,6 +270,7 @@ def serve_chain(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .send.commands import cmd_serve as serve_send_only
+    from .settings import env_text
 
     if args.only_send or env_text("IPIS_TPF_URL"):
         return serve_send_only(args)

@@ -11,9 +11,10 @@ import datetime as dt
 import functools
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..settings import config_or_exit
-from .config import Config
+if TYPE_CHECKING:  # imported where used: not at every start of ``ipis encrypt``
+    from .config import Config
 
 DEMO_KOMMUNENUMMER = "0301"
 DEMO_BYDELSNUMMER = "00"
@@ -22,8 +23,10 @@ DEMO_KEY_BITS = 2048  # demo only: 3072-bit generation takes many seconds at eve
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return config_or_exit(Config.from_env, args.instance)
+    from ..settings import config_or_exit
+    from .config import Config
 
+    return config_or_exit(Config.from_env, args.instance)
 
 
 def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
