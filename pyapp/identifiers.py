@@ -7,7 +7,11 @@ record); an organisasjonsnummer with a wrong check digit is refused.
 from __future__ import annotations
 
 import datetime as dt
+import sys
+from array import array
+from collections.abc import Sequence
 from enum import Enum
+from itertools import repeat
 
 _K1_WEIGHTS = (3, 7, 6, 1, 8, 9, 4, 5, 2, 1)  # d1..d9 and k1 itself
 _K2_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2, 1)  # d1..d9, k1 and k2 itself
@@ -60,6 +64,43 @@ def fnr_digits_check_ok(digits: bytes) -> bool:
         5 * a + 4 * b + 3 * c + 2 * d + 7 * e + 6 * f + 5 * g + 4 * h + 3 * i + 2 * j + k
     ) - _K2_OFFSET
     return k2_sum % 11 == 0
+
+
+_DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
+_K1_HIGHEST_REMAINDER = max(_K1_ACCEPTED_REMAINDERS)
+assert _K1_ACCEPTED_REMAINDERS == frozenset(range(_K1_HIGHEST_REMAINDER + 1))
+
+
+def fnr_digits_all_check_ok(numbers: Sequence[bytes]) -> bool:
+    """Whether every one of ``numbers`` (each exactly 11 ASCII digits) passes
+    ``fnr_digits_check_ok``, without a Python step per number.
+
+    The reader's common case: a run of thousands with no wrong check digit. The weighted sums
+    of all numbers are computed at once on big integers holding one 16-bit lane per number:
+    digit i of every number, times its weight, added lane by lane (a sum is at most 9 x 42 =
+    378, so no lane carries into the next); only the remainders mod 11 are taken per lane, by
+    ``map`` in C."""
+    if not numbers:
+        return True
+    count = len(numbers)
+    digits = b"".join(numbers).translate(_DIGIT_VALUES)
+    lane_bytes = bytearray(2 * count)  # little-endian lanes: the digit, then a zero byte
+    k1_sum = k2_sum = 0
+    for position, k2_weight in enumerate(_K2_WEIGHTS):
+        lane_bytes[0::2] = digits[position::11]
+        lanes = int.from_bytes(lane_bytes, "little")
+        if position < len(_K1_WEIGHTS):
+            k1_sum += _K1_WEIGHTS[position] * lanes
+        k2_sum += k2_weight * lanes
+    k1_ok = max(map(int.__mod__, _lanes(k1_sum, count), repeat(11))) <= _K1_HIGHEST_REMAINDER
+    return k1_ok and not any(map(int.__mod__, _lanes(k2_sum, count), repeat(11)))
+
+
+def _lanes(value: int, count: int) -> array[int]:
+    lanes = array("H", value.to_bytes(2 * count, "little"))
+    if sys.byteorder == "big":
+        lanes.byteswap()
+    return lanes
 
 
 def fnr_date_ok(number: str, allow_synthetic: bool = False) -> bool:

@@ -21,7 +21,7 @@ from functools import partial
 from itertools import accumulate, repeat
 
 from . import faults
-from .identifiers import fnr_digits_check_ok
+from .identifiers import fnr_digits_all_check_ok, fnr_digits_check_ok
 from .reader_events import Event, PersonRecord
 from .reader_header import PERSONER, ROOT, misplaced_or_unknown
 from .reader_person_parser import SlowPerson
@@ -167,7 +167,10 @@ class PersonScanner:
         """Records for plain persons, in bulk (no Python step per person where avoidable);
         ``person_data`` without indentation already."""
         texts = list(map(bytes.decode, numbers))
-        checks = list(map(fnr_digits_check_ok, numbers))
+        if fnr_digits_all_check_ok(numbers):  # the common case, checked in bulk
+            checks = [True] * len(numbers)
+        else:
+            checks = list(map(fnr_digits_check_ok, numbers))
         if not all(checks):
             self.bad_check_digit_lines += [n for n, ok in zip(lines, checks, strict=True) if not ok]
         self.count += len(texts)

@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ipis_testlib import VECTORS
 
-from ipis_core.identifiers import FnrKind, fnr_check_digits, fnr_check_digits_ok, fnr_kind, orgnr_ok
+from ipis_core.identifiers import (
+    FnrKind,
+    fnr_check_digits,
+    fnr_check_digits_ok,
+    fnr_digits_all_check_ok,
+    fnr_kind,
+    orgnr_ok,
+)
 
 DATA = json.loads((VECTORS / "fodselsnummer.json").read_text(encoding="utf-8"))
 KINDS = {
@@ -43,6 +50,31 @@ def test_fnr_vectors(case: dict[str, object]) -> None:
 @given(st.text(alphabet="0123456789", min_size=11, max_size=11))
 def test_fnr_check_matches_reference(number: str) -> None:
     assert fnr_check_digits_ok(number) is reference_ok(number)
+
+
+ELEVEN_DIGITS = st.text(alphabet="0123456789", min_size=11, max_size=11)
+
+
+@given(st.lists(ELEVEN_DIGITS, max_size=40))
+def test_bulk_check_matches_one_by_one(numbers: list[str]) -> None:
+    """The reader's bulk check (lanes in big integers) says what the reference says of each."""
+    assert fnr_digits_all_check_ok([n.encode() for n in numbers]) is all(map(reference_ok, numbers))
+
+
+@given(st.lists(st.text(alphabet="0123456789", min_size=9, max_size=9), min_size=1, max_size=40),
+       st.data())
+def test_bulk_check_finds_one_wrong_number_among_right_ones(
+    stems: list[str], data: st.DataObject
+) -> None:
+    """Valid numbers only pass; one last digit changed anywhere among them fails the batch."""
+    numbers = [s + d for s in stems if (d := fnr_check_digits(s)) is not None]
+    if not numbers:
+        return
+    assert fnr_digits_all_check_ok([n.encode() for n in numbers])
+    spoilt = data.draw(st.integers(0, len(numbers) - 1))
+    wrong = numbers[spoilt][:10] + str((int(numbers[spoilt][10]) + 1) % 10)
+    numbers[spoilt] = wrong
+    assert fnr_digits_all_check_ok([n.encode() for n in numbers]) is reference_ok(wrong)
 
 
 @given(st.text(alphabet="0123456789", min_size=9, max_size=9))
