@@ -138,9 +138,12 @@ class SegmentClaims:
             raise SegmentsDisagree() from None
         try:
             indices = b"".join(_INDEX.pack(s.index) for s in plan.segments[1:])
-            if os.write(write_end, indices) != len(indices):  # within MAX_SEGMENTS: never short
+            # Nobody reads yet: a pipe smaller than usual (a user over pipe-user-pages-soft
+            # gets one page) must not block this write for ever, but end in one process.
+            os.set_blocking(write_end, False)
+            if os.write(write_end, indices) != len(indices):
                 raise SegmentsDisagree()
-        except OSError:
+        except OSError:  # BlockingIOError among them
             os.close(read_end)
             raise SegmentsDisagree() from None
         finally:

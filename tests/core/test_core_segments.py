@@ -489,6 +489,24 @@ def test_a_second_process_that_hangs_is_killed(tmp_path, key_file_path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["data.xml"]
 
 
+def test_claims_that_do_not_fit_their_pipe_mean_one_process(runner, keys, monkeypatch) -> None:
+    """A user over the kernel's pipe-user-pages-soft gets one-page pipes: the segment indices
+    (four bytes each) then do not all fit before anyone reads. The write must not block for
+    ever: the file is read on one process instead."""
+    real_pipe = os.pipe
+
+    def one_page_pipe() -> tuple[int, int]:
+        read_end, write_end = real_pipe()
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+        return read_end, write_end
+
+    monkeypatch.setattr(person_segments.os, "pipe", one_page_pipe)
+    text = document_bytes(1100, seed=5)  # cut at every person: more than 1024 indices
+    two = runner(text, CUTS["every person"])
+    assert_same(runner(text, ONE_PROCESS), two, keys)
+    assert two.whole_reads == 1 and two.children == []
+
+
 def test_small_files_and_utf16_are_read_on_one_process(tmp_path) -> None:
     path = tmp_path / "data.xml"
     path.write_bytes(document_bytes(300, seed=1))  # a small municipality: about 150 kB
