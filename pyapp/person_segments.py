@@ -136,18 +136,19 @@ class SegmentClaims:
             read_end, write_end = os.pipe()
         except OSError:
             raise SegmentsDisagree() from None
+        indices = b"".join(_INDEX.pack(s.index) for s in plan.segments[1:])
         try:
-            indices = b"".join(_INDEX.pack(s.index) for s in plan.segments[1:])
             # Nobody reads yet: a pipe smaller than usual (a user over pipe-user-pages-soft
             # gets one page) must not block this write for ever, but end in one process.
             os.set_blocking(write_end, False)
-            if os.write(write_end, indices) != len(indices):
-                raise SegmentsDisagree()
+            written = os.write(write_end, indices)
         except OSError:  # BlockingIOError among them
-            os.close(read_end)
-            raise SegmentsDisagree() from None
+            written = -1
         finally:
             os.close(write_end)
+        if written != len(indices):
+            os.close(read_end)
+            raise SegmentsDisagree()
         return cls(read_end)
 
     def claim(self) -> int | None:

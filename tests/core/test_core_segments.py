@@ -502,7 +502,9 @@ def test_claims_that_do_not_fit_their_pipe_mean_one_process(runner, keys, monkey
 
     monkeypatch.setattr(person_segments.os, "pipe", one_page_pipe)
     text = document_bytes(1100, seed=5)  # cut at every person: more than 1024 indices
+    descriptors = len(os.listdir("/proc/self/fd"))
     two = runner(text, CUTS["every person"])
+    assert len(os.listdir("/proc/self/fd")) == descriptors  # both ends of the pipe closed
     assert_same(runner(text, ONE_PROCESS), two, keys)
     assert two.whole_reads == 1 and two.children == []
 
