@@ -157,7 +157,6 @@ class _FrameReader:
 
     def __init__(self, pipe: BinaryIO) -> None:
         self.last_ended = 0  # the index of the child's last segment that arrived whole
-        self.stopped = False  # no more frames will come: the child ended, or disagreed
         self.child_done = False  # the child sent its last frame and is ending by itself
         self._pipe = pipe
         self._items: queue.Queue[_Item | None] = queue.Queue(maxsize=QUEUED_BATCHES)
@@ -190,7 +189,6 @@ class _FrameReader:
         except (OSError, SegmentsDisagree):
             pass
         finally:
-            self.stopped = True
             self._put(None)  # the end, after everything that came before it
 
     def _read_item(self) -> _Item | None:
