@@ -159,8 +159,10 @@ class SlowClient(threading.Thread):
         self.port = port
         self.stop = stop
         self.sent = 0
+        self.running = threading.Event()  # set once the thread runs its own code
 
     def run(self) -> None:
+        self.running.set()
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # an attacker's client checks nothing
@@ -187,7 +189,12 @@ def test_slow_clients_do_not_take_the_service_off_the_air(
     stop = threading.Event()
     slow = [SlowClient(deployment.port, stop) for _ in range(SLOW_CLIENTS)]
     for client in slow:
+        # One at a time: under coverage on Python 3.11 every new thread installs a trace
+        # function, and two threads doing so at once make one die at its start ("Cannot install
+        # a trace function while another trace function is being installed", a process-wide
+        # guard: python/cpython#98257). Once a thread runs its own code, its trace is in place.
         client.start()
+        assert client.running.wait(30), "a slow client did not start"
     try:
         wait_until(lambda: all(c.sent >= 2 for c in slow), 60, "every slow client under way")
         session = _client(deployment.cert)
