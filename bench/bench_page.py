@@ -19,13 +19,15 @@ even when the machine is busy:
   127.0.0.1 here (the same bytes; the browser tests show it behaves the same from file://), and
   a persistent profile (Playwright's ordinary contexts are off the record, where Chromium keeps
   OPFS files in the browser process's memory).
-  Measured: time, the peak RSS of the tab (renderer with both workers), of the browser process
-  and of all Chromium processes (sampled from /proc every 0.25 s), and the written file's size
+  Measured: time, the peak RSS from the click on of the tab (renderer with both workers), of the
+  browser process and of all Chromium processes (sampled from /proc every 0.25 s), the tab's and
+  the browser process's RSS at the click, and the written file's size
   against the size the page reports. The download path on the same file is measured beside it.
 
 Targets (issue 10): ready <= 1 s, page/CLI <= 2x on 50 MB, the large file saved with the save
-dialog without holding its output in memory (peak RSS of the tab under half the output size;
-the download path is measured beside it, without a target).
+dialog without holding its output in memory (the tab and the browser process together grow
+during the run by less than half the output over their RSS at the click; the download path is
+measured beside it, without a target).
 
     python bench/bench_page.py                  # ready x5, 50 MB x5, large x1 each way
     python bench/bench_page.py --quick          # ready x3, 50 MB x1
@@ -170,8 +172,33 @@ class ChromiumMemory:
         self.peak_browser_mb = 0.0
         self.peak_total_mb = 0.0
         self.peak_anonymous_mb = 0.0
+        self.renderer_at_click_mb = 0.0  # the tab just before the run (``clicked``)
+        self.browser_at_click_mb = 0.0  # the browser process then
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def clicked(self) -> None:
+        """The run starts now: peaks count from here, and the tab's RSS now is the baseline
+        its growth is measured against (Pyodide, the page and both workers, started)."""
+        with self._lock:
+            self.peak_renderer_mb = self.peak_browser_mb = 0.0
+            self.peak_total_mb = self.peak_anonymous_mb = 0.0
+            self._sample_once()
+            self.renderer_at_click_mb = self.peak_renderer_mb
+            self.browser_at_click_mb = self.peak_browser_mb
+
+    @property
+    def renderer_growth_mb(self) -> float:
+        """How far the tab grew during the run above its RSS at the click."""
+        return self.peak_renderer_mb - self.renderer_at_click_mb
+
+    @property
+    def growth_mb(self) -> float:
+        """The tab's growth plus the browser process's (which holds Blob data and downloads):
+        each peak above its RSS at the click, the peaks added even if they were not at the same
+        time (so never less than the browser's memory grew at any one moment)."""
+        return self.renderer_growth_mb + self.peak_browser_mb - self.browser_at_click_mb
 
     def __enter__(self) -> ChromiumMemory:
         self._thread.start()
@@ -183,30 +210,36 @@ class ChromiumMemory:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            total = renderer = browser = anonymous = 0.0
-            for pid, cmdline in _chromium_processes():
-                try:
-                    with open(f"/proc/{pid}/status") as handle:
-                        fields = {line.split(":")[0]: int(line.split()[1]) * 1024 / MB
-                                  for line in handle if line.startswith(("VmRSS:", "RssAnon:"))}
-                except (OSError, IndexError, ValueError):
-                    continue
-                rss = fields.get("VmRSS", 0.0)
-                anonymous += fields.get("RssAnon", 0.0)
-                total += rss
-                if b"--type=renderer" in cmdline:
-                    renderer = max(renderer, rss)
-                elif b"--type=" not in cmdline:
-                    browser = max(browser, rss)
-            self.peak_total_mb = max(self.peak_total_mb, total)
-            self.peak_anonymous_mb = max(self.peak_anonymous_mb, anonymous)
-            self.peak_renderer_mb = max(self.peak_renderer_mb, renderer)
-            self.peak_browser_mb = max(self.peak_browser_mb, browser)
+            with self._lock:
+                self._sample_once()
             self._stop.wait(0.25)
 
+    def _sample_once(self) -> None:
+        total = renderer = browser = anonymous = 0.0
+        for pid, cmdline in _chromium_processes():
+            try:
+                with open(f"/proc/{pid}/status") as handle:
+                    fields = {line.split(":")[0]: int(line.split()[1]) * 1024 / MB
+                              for line in handle if line.startswith(("VmRSS:", "RssAnon:"))}
+            except (OSError, IndexError, ValueError):
+                continue
+            rss = fields.get("VmRSS", 0.0)
+            anonymous += fields.get("RssAnon", 0.0)
+            total += rss
+            if b"--type=renderer" in cmdline:
+                renderer = max(renderer, rss)
+            elif b"--type=" not in cmdline:
+                browser = max(browser, rss)
+        self.peak_total_mb = max(self.peak_total_mb, total)
+        self.peak_anonymous_mb = max(self.peak_anonymous_mb, anonymous)
+        self.peak_renderer_mb = max(self.peak_renderer_mb, renderer)
+        self.peak_browser_mb = max(self.peak_browser_mb, browser)
+
     def line(self) -> str:
-        return (f"peak RSS: tab {self.peak_renderer_mb:.0f} MB, browser process "
-                f"{self.peak_browser_mb:.0f} MB, all Chromium {self.peak_total_mb:.0f} MB "
+        return (f"peak RSS from the click: tab {self.peak_renderer_mb:.0f} MB (at the click "
+                f"{self.renderer_at_click_mb:.0f} MB), browser process "
+                f"{self.peak_browser_mb:.0f} MB (at the click {self.browser_at_click_mb:.0f} MB), "
+                f"all Chromium {self.peak_total_mb:.0f} MB "
                 f"(anonymous {self.peak_anonymous_mb:.0f} MB)")
 
 
@@ -254,11 +287,14 @@ def native_encrypt(source: pathlib.Path, key_file: pathlib.Path) -> Run:
     return Run(seconds, usage.ru_utime + usage.ru_stime, size)
 
 
-def page_download(krypt: Krypt, source: pathlib.Path, key_file: pathlib.Path) -> Run:
+def page_download(krypt: Krypt, source: pathlib.Path, key_file: pathlib.Path,
+                  memory: ChromiumMemory | None = None) -> Run:
     """From the click to the download saved on disk (the download path)."""
     krypt.fill(data=source, out="kryptert.xml", keys=key_file)
     target = WORK / "browser.xml"
     target.unlink(missing_ok=True)
+    if memory is not None:
+        memory.clicked()
     cpu_before = chromium_cpu_seconds()
     started = time.perf_counter()
     with krypt.page.expect_download(timeout=1_800_000) as download_info:
@@ -275,7 +311,8 @@ def page_download(krypt: Krypt, source: pathlib.Path, key_file: pathlib.Path) ->
                krypt.page.get_attribute("html", "data-run-timings") or "")
 
 
-def page_save_dialog(krypt: Krypt, source: pathlib.Path, key_file: pathlib.Path) -> Run:
+def page_save_dialog(krypt: Krypt, source: pathlib.Path, key_file: pathlib.Path,
+                     memory: ChromiumMemory | None = None) -> Run:
     """From the click to the file closed, written through the save dialog's path (OPFS)."""
     page = krypt.page
     page.evaluate(f"""async () => {{
@@ -289,6 +326,8 @@ def page_save_dialog(krypt: Krypt, source: pathlib.Path, key_file: pathlib.Path)
         if time.monotonic() > deadline:
             raise SystemExit("the save dialog did not answer")
         time.sleep(0.05)
+    if memory is not None:
+        memory.clicked()
     cpu_before = chromium_cpu_seconds()
     started = time.perf_counter()
     outcome = krypt.run(timeout=1800)
@@ -388,7 +427,7 @@ def large_runs(playwright: Playwright, browser: Browser, pages: Pages, source: p
             context.add_init_script(OPFS_PICKER)
             krypt = open_krypt_in(context, url, served=True)
             with ChromiumMemory() as memory:
-                run = page_save_dialog(krypt, source, key_file)
+                run = page_save_dialog(krypt, source, key_file, memory)
             krypt.close()
         shutil.rmtree(work)
         lines.append(f"  {name}, save dialog (OPFS): {run.wall:.1f} s, {run.persons} persons, "
@@ -397,7 +436,7 @@ def large_runs(playwright: Playwright, browser: Browser, pages: Pages, source: p
         saved, saved_memory = run, memory
         krypt = open_krypt(browser, path.as_uri())
         with ChromiumMemory() as memory:
-            run = page_download(krypt, source, key_file)
+            run = page_download(krypt, source, key_file, memory)
         krypt.close()
         lines.append(f"  {name}, download: {run.wall:.1f} s, output {run.output_bytes / MB:.1f} "
                      f"MB; {memory.line()}")
@@ -408,8 +447,11 @@ def large_runs(playwright: Playwright, browser: Browser, pages: Pages, source: p
 
 def ram(memory: ChromiumMemory) -> str:
     """Peak RSS in docs/ytelse.md's words."""
-    return (f"største RSS: fanen {memory.peak_renderer_mb:.0f} MB, nettleserprosessen "
-            f"{memory.peak_browser_mb:.0f} MB, hele Chromium {memory.peak_total_mb:.0f} MB")
+    return (f"største RSS fra klikket: fanen {memory.peak_renderer_mb:.0f} MB (ved klikket "
+            f"{memory.renderer_at_click_mb:.0f} MB), nettleserprosessen "
+            f"{memory.peak_browser_mb:.0f} MB (ved klikket {memory.browser_at_click_mb:.0f} MB), "
+            f"hele Chromium {memory.peak_total_mb:.0f} MB; vekst, fanen og nettleserprosessen "
+            f"til sammen: {memory.growth_mb:.0f} MB")
 
 
 def interleaved(browser: Browser, pages: Pages, size: str, runs: int, source: pathlib.Path,
@@ -506,14 +548,21 @@ def main(argv: list[str]) -> int:
 
 LARGE_NOTE = ("Den store filen skrives gjennom en ekte FileSystemFileHandle i opprinnelsens "
               "private filsystem (headless Chromium kan ikke klikke i den innebygde "
-              "lagre-dialogen), med siden servert fra 127.0.0.1; målet er at fanens største RSS "
-              "da er under halvparten av den krypterte filens størrelse. Nedlastingen er målt "
-              "ved siden av.")
+              "lagre-dialogen), med siden servert fra 127.0.0.1. Målet er at nettleseren ikke "
+              "holder på utdataene: at fanen og nettleserprosessen til sammen vokser med mindre "
+              "enn halvparten av den krypterte filens størrelse under kjøringen, over det de "
+              "brukte da det ble klikket (Pyodide, siden og begge arbeiderne var da startet; "
+              "samme kjøring). Nedlastingen er målt ved siden av, uten mål: der holder "
+              "nettleserprosessen filen.")
 
 
 def holds_output(memory: ChromiumMemory, run: Run) -> bool:
-    """The target of the large file: the tab's peak RSS under half the output's size."""
-    return memory.peak_renderer_mb >= run.output_bytes / MB / 2
+    """The target of the large file: during the run the tab and the browser process together
+    grow by less than half the output over their RSS at the click, so the output is not held.
+    Until 2026-11-26 the target was the tab's whole peak under half the output: that counted
+    the ~300 MB the tab holds before any run (Pyodide, the page and both workers) against it,
+    and it left out the browser process, where a download's data is kept."""
+    return memory.growth_mb >= run.output_bytes / MB / 2
 
 
 def large_missed(measured: list[Large]) -> list[str]:
@@ -521,8 +570,8 @@ def large_missed(measured: list[Large]) -> list[str]:
     missed = []
     for large in measured:
         if large.name == "page" and holds_output(large.save_dialog_memory, large.save_dialog):
-            missed.append(f"large file, save dialog: the tab peaked at "
-                          f"{large.save_dialog_memory.peak_renderer_mb:.0f} MB for "
+            missed.append(f"large file, save dialog: the tab and browser process grew by "
+                          f"{large.save_dialog_memory.growth_mb:.0f} MB for "
                           f"{large.save_dialog.output_bytes / MB:.0f} MB of output")
     return missed
 
@@ -538,7 +587,7 @@ def add_large(section: Section, source: pathlib.Path, measured: list[Large],
                                  ("nedlasting", large.download, large.download_memory)):
             note = f"skrevet {input_size(run.output_bytes / MB)}; {ram(memory)}"
             if run is large.save_dialog:
-                note += "; " + target("fanens største RSS under halve utdataene",
+                note += "; " + target("veksten under halve utdataene",
                                       not holds_output(memory, run))
             section.add(Figure(f"{build}, stor fil gjennom {way}", size, run.wall, "s",
                                "ipis encrypt av samme fil", native.wall, note=note))
