@@ -267,6 +267,7 @@ class Run:
     output_bytes: int = 0
     persons: str = ""
     detail: str = ""
+    wasm_heap_mb: float = 0.0  # Pyodide's heap after the run (the save dialog's runs)
 
 
 def native_encrypt(source: pathlib.Path, key_file: pathlib.Path) -> Run:
@@ -349,7 +350,27 @@ def page_save_dialog(krypt: Krypt, source: pathlib.Path, key_file: pathlib.Path,
     }}""")
     reported = page.text_content("#r-size") or ""
     return Run(seconds, cpu, int(written), page.text_content("#r-persons") or "",
-               f"reported size: {reported}")
+               f"reported size: {reported}", wasm_heap_mb=pyodide_heap_mb(krypt))
+
+
+# Pyodide's WebAssembly memory in the worker (web/worker.js's ``pyodide``; ``_module`` is
+# Pyodide's own, so a build without it reads 0): it only grows, so after a run it is the most
+# the run's Python held at once.
+_HEAP_SCRIPT = (
+    "() => (typeof pyodide !== 'undefined' && pyodide && pyodide._module)"
+    " ? pyodide._module.HEAP8.length : 0"
+)
+
+
+def pyodide_heap_mb(krypt: Krypt) -> float:
+    """The largest Pyodide heap among the page's workers (the sealer has none)."""
+    sizes = [0]
+    for worker in krypt.page.workers:
+        try:
+            sizes.append(int(worker.evaluate(_HEAP_SCRIPT)))
+        except Exception:  # a worker gone: nothing to read
+            continue
+    return max(sizes) / MB
 
 
 # --- serving the page for OPFS ----------------------------------------------------------------
@@ -431,7 +452,8 @@ def large_runs(playwright: Playwright, browser: Browser, pages: Pages, source: p
             krypt.close()
         shutil.rmtree(work)
         lines.append(f"  {name}, save dialog (OPFS): {run.wall:.1f} s, {run.persons} persons, "
-                     f"written {run.output_bytes / MB:.1f} MB ({run.detail}); {memory.line()}")
+                     f"written {run.output_bytes / MB:.1f} MB ({run.detail}); {memory.line()}; "
+                     f"Pyodide's heap after the run {run.wasm_heap_mb:.0f} MB")
         print(lines[-1], flush=True)
         saved, saved_memory = run, memory
         krypt = open_krypt(browser, path.as_uri())
@@ -587,6 +609,8 @@ def add_large(section: Section, source: pathlib.Path, measured: list[Large],
                                  ("nedlasting", large.download, large.download_memory)):
             note = f"skrevet {input_size(run.output_bytes / MB)}; {ram(memory)}"
             if run is large.save_dialog:
+                if run.wasm_heap_mb:
+                    note += f"; Pyodides minne etter kjøringen: {run.wasm_heap_mb:.0f} MB"
                 note += "; " + target("veksten under halve utdataene",
                                       not holds_output(memory, run))
             section.add(Figure(f"{build}, stor fil gjennom {way}", size, run.wall, "s",
