@@ -36,23 +36,10 @@ import subprocess
 import sys
 import tempfile
 
+from explore_indentation import demo_file  # the same 50 MB demo file, made once
 from no_crypto import timed_without_crypto
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-PERSONS = 110_000
-
-
-def demo_file() -> pathlib.Path:
-    path = OUT / f"iplos-{PERSONS}.xml"
-    if not path.exists():
-        OUT.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "ipis_server", "demo-data", "--persons", str(PERSONS),
-             "--out", str(path), "--seed", "7"],
-            check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-    return path
 
 
 def key_file(folder: pathlib.Path) -> pathlib.Path:
